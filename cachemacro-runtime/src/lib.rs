@@ -1,0 +1,108 @@
+//! The runtime of [cachemacro](https://docs.rs/cachemacro): everything that runs behind
+//! `#[cached]`.
+//!
+//! Users depend on the `cachemacro` crate, which re-exports this one; see its documentation
+//! for the guide. This crate holds:
+//!
+//! - [`Cache`] and [`CacheBuilder`]: the two-level cache (L1 in process, L2 in Redis),
+//! - [`Scope`]: a named group of keys,
+//! - [`KeyPart`] and the [key layout](key),
+//! - [`set_global`] / [`global`]: the cache `#[cached]` uses by default,
+//! - [`Error`].
+
+mod builder;
+mod cache;
+mod error;
+mod flight;
+mod global;
+pub mod key;
+mod l1;
+mod output;
+mod scope;
+
+pub use builder::{CacheBuilder, DEFAULT_L1_CAPACITY, DEFAULT_NAMESPACE, DEFAULT_TTL};
+pub use cache::Cache;
+pub use error::Error;
+pub use global::{global, set_global};
+pub use key::{escape, write_text, KeyPart};
+pub use output::{CacheValue, Mode};
+pub use scope::Scope;
+
+/// What `#[cached]` expands to. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    pub use crate::global::global;
+    pub use crate::output::{Always, Mode, OkOnly, SomeOnly};
+    pub use crate::{Cache, Error, KeyPart};
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result;
+    pub use core::time::Duration;
+    pub use std::string::String;
+
+    use crate::key::Place;
+
+    /// Anything `cache = <expr>` may evaluate to.
+    pub trait AsCache {
+        /// The cache.
+        fn as_cache(&self) -> &Cache;
+    }
+
+    impl AsCache for Cache {
+        fn as_cache(&self) -> &Cache {
+            self
+        }
+    }
+
+    impl<T: AsCache + ?Sized> AsCache for &T {
+        fn as_cache(&self) -> &Cache {
+            (**self).as_cache()
+        }
+    }
+
+    impl<T: AsCache + ?Sized> AsCache for Arc<T> {
+        fn as_cache(&self) -> &Cache {
+            (**self).as_cache()
+        }
+    }
+
+    fn place(scope: Option<&str>) -> Place<'_> {
+        match scope {
+            Some(name) => Place::Scope(name),
+            None => Place::Unscoped,
+        }
+    }
+
+    /// An empty storage key for `scope`, with room for `extra` bytes of key.
+    #[inline]
+    pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
+        cache.key_buffer(place(scope), extra)
+    }
+
+    /// The read path of a cached function.
+    #[inline]
+    pub async fn read_through<M, R, F>(
+        cache: &Cache,
+        storage_key: String,
+        ttl: Option<Duration>,
+        fut: F,
+    ) -> R
+    where
+        M: Mode<R>,
+        F: Future<Output = R>,
+    {
+        cache.read_through::<M, R, F>(storage_key, ttl, fut).await
+    }
+
+    /// `remove_cached`.
+    pub async fn remove(cache: &Cache, storage_key: String) -> Result<(), Error> {
+        cache.remove_at(&storage_key).await
+    }
+
+    /// `remove_local`.
+    pub fn remove_local(cache: &Cache, storage_key: String) {
+        cache.remove_local_at(&storage_key);
+    }
+}
