@@ -56,7 +56,10 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
     // The key: the template's pieces, or the function's path and every argument.
     let pieces = match &args.key {
         Some(lit) => match template::parse(&lit.value()) {
-            Ok(pieces) => check_holes(&pieces, &params, &func.sig.ident, lit, &mut errors),
+            Ok(pieces) => {
+                check_holes(&pieces, &params, &func.sig.ident, lit, &mut errors);
+                pieces
+            }
             Err(message) => {
                 errors.spanned(lit, message);
                 Vec::new()
@@ -159,39 +162,23 @@ fn check_holes(
     fn_name: &Ident,
     lit: &syn::LitStr,
     errors: &mut Errors,
-) -> Vec<Piece> {
-    let mut ok = Vec::new();
+) {
     for piece in pieces {
-        match piece {
-            Piece::Hole(hole) if !params.iter().any(|p| p.ident == hole.root) => {
-                let names = if params.is_empty() {
-                    format!("`{fn_name}` has no parameters")
-                } else {
-                    let list: Vec<String> =
-                        params.iter().map(|p| format!("`{}`", p.ident)).collect();
-                    format!("the parameters of `{fn_name}` are {}", list.join(", "))
-                };
-                errors.spanned(
-                    lit,
-                    format!("placeholder `{hole}` names no parameter of `{fn_name}`; {names}"),
-                );
-            }
-            Piece::Hole(hole) => ok.push(Piece::Hole(template::Hole {
-                written: hole.written.clone(),
-                root: hole.root.clone(),
-                fields: hole
-                    .fields
-                    .iter()
-                    .map(|f| match f {
-                        Field::Named(n) => Field::Named(n.clone()),
-                        Field::Index(i) => Field::Index(*i),
-                    })
-                    .collect(),
-            })),
-            Piece::Text(t) => ok.push(Piece::Text(t.clone())),
+        let Piece::Hole(hole) = piece else { continue };
+        if params.iter().any(|p| p.ident == hole.root) {
+            continue;
         }
+        let names = if params.is_empty() {
+            format!("`{fn_name}` has no parameters")
+        } else {
+            let list: Vec<String> = params.iter().map(|p| format!("`{}`", p.ident)).collect();
+            format!("the parameters of `{fn_name}` are {}", list.join(", "))
+        };
+        errors.spanned(
+            lit,
+            format!("placeholder `{hole}` names no parameter of `{fn_name}`; {names}"),
+        );
     }
-    ok
 }
 
 /// The generated code that writes a key into `__cachemacro_out`, and what it needs.
@@ -460,13 +447,15 @@ fn companion_generics(generics: &Generics, used: &[&Param]) -> Generics {
             break;
         }
     }
-    let mut out = Generics::default();
-    out.params = generics
-        .params
-        .iter()
-        .filter(|gp| names.contains(&param_name(gp)))
-        .cloned()
-        .collect();
+    let mut out = Generics {
+        params: generics
+            .params
+            .iter()
+            .filter(|gp| names.contains(&param_name(gp)))
+            .cloned()
+            .collect(),
+        ..Generics::default()
+    };
     if let Some(wc) = &generics.where_clause {
         let mut wc = wc.clone();
         wc.predicates = wc
