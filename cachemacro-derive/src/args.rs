@@ -9,7 +9,7 @@ use syn::{Expr, Ident, Lit, LitStr, Token};
 use crate::errors::Errors;
 
 /// The names `#[cached]` accepts, in the order error messages list them.
-const KNOWN: &str = "`key`, `ttl`, `scope`, `cache`, `cache_none`";
+const KNOWN: &str = "`key`, `ttl`, `scope`, `cache`, `cache_none`, `version`";
 
 /// The parsed, validated arguments.
 #[derive(Default)]
@@ -24,6 +24,8 @@ pub(crate) struct Args {
     pub(crate) cache: Option<Expr>,
     /// Cache `None` results too; the span points at the argument.
     pub(crate) cache_none: Option<Span>,
+    /// The schema version of the cached type, part of its fingerprint in Redis.
+    pub(crate) version: Option<u32>,
 }
 
 /// One `name = value` or bare `name`, before validation.
@@ -91,6 +93,14 @@ impl Args {
                         other => errors.spanned(other, "`cache_none` takes `true` or `false`"),
                     },
                     Some(other) => errors.spanned(other, "`cache_none` takes `true` or `false`"),
+                },
+                "version" => match &arg.value {
+                    Some(Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. })) => match i.base10_parse::<u32>() {
+                        Ok(v) => args.version = Some(v),
+                        Err(e) => errors.spanned(i, format!("invalid version: {e}; write a whole number such as `version = 2`")),
+                    },
+                    Some(other) => errors.spanned(other, "`version` takes a whole number such as `version = 2`"),
+                    None => errors.spanned(&arg.name, "`version` needs a value such as `version = 2`"),
                 },
                 _ => errors.spanned(
                     &arg.name,

@@ -329,6 +329,7 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
     let cache = cache_binding(args);
     let scope = scope_tokens(args);
     let ttl = ttl_tokens(args);
+    let version = args.version.unwrap_or(0);
     let capacity = key.capacity;
     let name = func.sig.ident.to_string();
     let build = key.build(
@@ -342,6 +343,7 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
             __cachemacro_cache,
             __cachemacro_key,
             #ttl,
+            #version,
             async move #block,
         )
         .await

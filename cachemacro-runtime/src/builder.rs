@@ -1,11 +1,19 @@
 //! `CacheBuilder`: the configuration of a [`Cache`].
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::bus::{self, BusTimings};
 use crate::cache::{Cache, Inner};
+use crate::codec::{Bincode, Codec};
 use crate::flight::Flights;
 use crate::key::{Layout, Place};
 use crate::l1::L1;
+use crate::l2::L2;
 use crate::Error;
 
 /// The default namespace: the first part of every stored key.
@@ -14,6 +22,13 @@ pub const DEFAULT_NAMESPACE: &str = "cachemacro";
 pub const DEFAULT_L1_CAPACITY: u64 = 10_000;
 /// The default TTL: every entry expires, so a missed invalidation heals itself.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The default largest value stored in Redis, encoded: 8 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 8 << 20;
+/// The default lifetime of a removal's tombstone in Redis. A load that takes longer than
+/// this and began before the removal may store the value it read.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+/// The default time one Redis operation may take before the cache gives up on it.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Configures a [`Cache`]; start with [`Cache::builder`].
 ///
@@ -26,16 +41,41 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 ///     .namespace("shop")
 ///     .l1_capacity(50_000)
 ///     .default_ttl(Duration::from_secs(60))
+///     // .redis("redis://127.0.0.1:6379")   // turns on L2 and the invalidation bus
 ///     .build()
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `.build().await`"]
 pub struct CacheBuilder {
     namespace: String,
     l1_capacity: u64,
     default_ttl: Duration,
+    redis_url: Option<String>,
+    redis_timeout: Duration,
+    heartbeat: Duration,
+    tombstone_ttl: Duration,
+    max_value_size: usize,
+    codec: Option<Arc<dyn Codec>>,
+}
+
+impl std::fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("l1_capacity", &self.l1_capacity)
+            .field("default_ttl", &self.default_ttl)
+            .field("redis", &self.redis_url.is_some())
+            .field("redis_timeout", &self.redis_timeout)
+            .field("tombstone_ttl", &self.tombstone_ttl)
+            .field("max_value_size", &self.max_value_size)
+            .field(
+                "codec",
+                &self.codec.as_ref().map_or("bincode1", |c| c.name()),
+            )
+            .finish()
+    }
 }
 
 impl Default for CacheBuilder {
@@ -52,11 +92,18 @@ impl CacheBuilder {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             l1_capacity: DEFAULT_L1_CAPACITY,
             default_ttl: DEFAULT_TTL,
+            redis_url: None,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            heartbeat: Duration::from_secs(2),
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            codec: None,
         }
     }
 
     /// The prefix of every key this cache stores. Services sharing one Redis use different
-    /// namespaces; replicas of one service share theirs.
+    /// namespaces; replicas of one service share theirs (and so share values and
+    /// invalidations).
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.namespace);
         self
@@ -74,34 +121,136 @@ impl CacheBuilder {
         self
     }
 
+    /// Turns on L2 and the invalidation bus on the Redis server at `url`
+    /// (`redis://host:port/db`, `rediss://` for TLS).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis_url = Some(url.to_owned());
+        self
+    }
+
+    /// How long one Redis operation (connect, read, write, publish) may take before the
+    /// cache gives up on it: reads then fall back to the function, invalidations return an
+    /// error. Default [`DEFAULT_REDIS_TIMEOUT`].
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.redis_timeout = timeout;
+        self
+    }
+
+    /// How often the invalidation bus checks its connection. A connection that died
+    /// without closing is noticed within this time plus the Redis timeout. Default 2 s.
+    pub fn bus_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// How long a removal keeps loads that began before it from storing what they read
+    /// (see [`Cache::remove`]). Longer than your slowest loader. Default
+    /// [`DEFAULT_TOMBSTONE_TTL`].
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
+    }
+
+    /// The largest encoded value stored in Redis. A larger value stays in this process's L1
+    /// only (and [`Cache::set`] returns [`Error::TooLarge`]). Default
+    /// [`DEFAULT_MAX_VALUE_SIZE`].
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The format of values in Redis. Default [`Bincode`].
+    pub fn codec(mut self, codec: impl Codec) -> Self {
+        self.codec = Some(Arc::new(codec));
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        let fail = |message: &str| Err(Error::Config(message.to_owned()));
         if self.namespace.is_empty() {
-            return Err(Error::Config("the namespace must not be empty".into()));
+            return fail("the namespace must not be empty");
         }
         if self.default_ttl.is_zero() {
-            return Err(Error::Config(
-                "the default TTL must be longer than zero".into(),
-            ));
+            return fail("the default TTL must be longer than zero");
+        }
+        if self.redis_timeout.is_zero() || self.heartbeat.is_zero() {
+            return fail("the Redis timeout and the bus heartbeat must be longer than zero");
+        }
+        if self.tombstone_ttl.is_zero() {
+            return fail("the tombstone TTL must be longer than zero");
         }
         Ok(())
     }
 
-    /// Builds the cache.
+    /// Builds the cache. With Redis, it connects and subscribes to the invalidation bus
+    /// before returning; when Redis cannot be reached within the Redis timeout it still
+    /// returns the cache, which serves from L1 and the functions (fail-open), logs a
+    /// warning, and connects in the background.
+    ///
+    /// Fails on an invalid configuration or Redis URL.
     pub async fn build(self) -> Result<Cache, Error> {
         self.validate()?;
-        Ok(self.build_local())
+        let Some(url) = self.redis_url.clone() else {
+            return Ok(self.build_local());
+        };
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| Error::Config(format!("invalid Redis URL `{url}`: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.redis_timeout))
+            .set_response_timeout(Some(self.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| Error::redis("connect", e))?;
+        let instance = RandomState::new().hash_one(std::process::id());
+        let layout = Layout::new(&self.namespace);
+        let channel = format!("{}bus", layout.root());
+        let timings = BusTimings {
+            timeout: self.redis_timeout,
+            heartbeat: self.heartbeat,
+        };
+        let (bus, listener) = bus::bus(client, conn.clone(), channel, instance, timings);
+        let timeout = self.redis_timeout;
+        let cache = self.assemble(layout, Some(L2::new(conn)), Some(bus), instance);
+        let ready = listener.spawn(Arc::downgrade(cache.inner()));
+        if tokio::time::timeout(timeout, ready).await.is_err() {
+            tracing::warn!(
+                url = %url,
+                "cache: Redis is not reachable; serving from memory and the functions until it is"
+            );
+        }
+        Ok(cache)
     }
 
-    /// Builds the in-process part; callers have validated the settings.
+    /// Builds a cache without Redis; callers have validated the settings.
     pub(crate) fn build_local(self) -> Cache {
         let layout = Layout::new(&self.namespace);
+        self.assemble(layout, None, None, 0)
+    }
+
+    fn assemble(
+        self,
+        layout: Layout,
+        l2: Option<L2>,
+        bus: Option<bus::Bus>,
+        instance: u64,
+    ) -> Cache {
         let unscoped_prefix = layout.prefix(Place::Unscoped);
+        let codec = self
+            .codec
+            .unwrap_or_else(|| Arc::new(Bincode::with_limit(self.max_value_size as u64)));
         Cache::from_inner(Inner {
             layout,
             unscoped_prefix,
             default_ttl: self.default_ttl,
             l1: L1::new(self.l1_capacity),
             flights: Flights::new(),
+            l2,
+            bus,
+            codec,
+            max_value_size: self.max_value_size,
+            tombstone_ttl: self.tombstone_ttl,
+            instance,
         })
     }
 }

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::builder::CacheBuilder;
-use crate::flight::{Flights, Role};
+use crate::bus::{Bus, Message};
+use crate::codec::{self, Codec, CodecError};
+use crate::envelope::{self, Stored};
+use crate::flight::{Flights, Leader, Role};
 use crate::key::{Layout, Place};
 use crate::l1::{Entry, L1};
+use crate::l2::L2;
 use crate::output::{Always, CacheValue, Mode, OkOnly};
 use crate::scope::Scope;
 use crate::Error;
@@ -42,6 +46,33 @@ pub(crate) struct Inner {
     pub(crate) default_ttl: Duration,
     pub(crate) l1: L1,
     pub(crate) flights: Flights,
+    /// The shared tier, when Redis is configured.
+    pub(crate) l2: Option<L2>,
+    /// The invalidation bus, when Redis is configured.
+    pub(crate) bus: Option<Bus>,
+    pub(crate) codec: Arc<dyn Codec>,
+    pub(crate) max_value_size: usize,
+    /// How long a removal's tombstone keeps loads that began before it from storing.
+    pub(crate) tombstone_ttl: Duration,
+    /// This instance's id on the bus and in tombstones.
+    pub(crate) instance: u64,
+}
+
+/// What L2 held when a load began; the fill stores only if it still holds the same.
+enum Seen {
+    /// L2 is not configured, or could not be read: fill L1 only.
+    Unknown,
+    Absent,
+    /// A tombstone, or a value this reader cannot use (corrupt, another type, an old layout).
+    Bytes(Vec<u8>),
+}
+
+/// The outcome of an L2 read.
+enum Lookup<T> {
+    /// A value, and how long L1 may keep it.
+    Hit(Arc<T>, Option<Duration>),
+    Miss(Seen),
+    Failed(Error),
 }
 
 impl std::fmt::Debug for Cache {
@@ -54,6 +85,14 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    pub(crate) fn from_arc(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
     /// Starts configuring a cache.
     pub fn builder() -> CacheBuilder {
         CacheBuilder::new()
@@ -113,7 +152,7 @@ impl Cache {
         Fut: Future<Output = T>,
     {
         let skey = self.storage_key(Place::Unscoped, key);
-        self.read_through::<Always, T, _>(skey, ttl.into(), async move { loader().await })
+        self.read_through::<Always, T, _>(skey, ttl.into(), 0, async move { loader().await })
             .await
     }
 
@@ -134,6 +173,7 @@ impl Cache {
         self.read_through::<OkOnly, Result<T, E>, _>(
             skey,
             ttl.into(),
+            0,
             async move { loader().await },
         )
         .await
@@ -156,13 +196,20 @@ impl Cache {
     /// Clears this process's L1 and tells every peer to clear its own. It does not delete
     /// L2 entries: they end with their TTL, or are overwritten by the next write.
     pub async fn clear(&self) -> Result<(), Error> {
-        self.clear_memory();
-        Ok(())
+        self.clear_at("").await
     }
 
     /// Clears this process's L1 only.
     pub fn clear_memory(&self) {
         self.clear_memory_at("");
+    }
+
+    /// Whether this instance is subscribed to the invalidation bus right now: always `true`
+    /// without Redis. While it is `false`, this instance cannot hear other instances'
+    /// invalidations; it clears its L1 when the bus drops and again when it is back. Use it
+    /// in a readiness probe.
+    pub fn bus_connected(&self) -> bool {
+        self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }
 
     /// Whether this process's L1 holds `key` (for diagnostics and tests).
@@ -203,8 +250,121 @@ impl Cache {
         ttl.unwrap_or(self.inner.default_ttl)
     }
 
+    /// The fingerprint stored values of `T` carry.
+    fn fingerprint<T>(&self, version: u32) -> u64 {
+        envelope::fingerprint(std::any::type_name::<T>(), version, self.inner.codec.name())
+    }
+
+    /// `value` in its envelope, ready for L2.
+    fn encode<T: CacheValue>(
+        &self,
+        skey: &str,
+        value: &T,
+        fingerprint: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let mut bytes = envelope::value_header(fingerprint, 64);
+        let limit = self.inner.max_value_size;
+        let too_large = |size| Error::TooLarge {
+            key: skey.to_owned(),
+            size,
+            limit,
+        };
+        match codec::encode(&*self.inner.codec, value, &mut bytes) {
+            Ok(()) if bytes.len() > limit => Err(too_large(bytes.len())),
+            Ok(()) => Ok(bytes),
+            Err(CodecError::TooLarge { .. }) => Err(too_large(limit + 1)),
+            Err(CodecError::Other(reason)) => Err(Error::Encode {
+                key: skey.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Reads `skey` from L2 as a `T`.
+    async fn l2_lookup<T: CacheValue>(&self, l2: &L2, skey: &str, fingerprint: u64) -> Lookup<T> {
+        let (bytes, ttl) = match l2.get(skey).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Lookup::Miss(Seen::Absent),
+            Err(err) => return Lookup::Failed(Error::redis("read", err)),
+        };
+        let reason = match envelope::parse(&bytes) {
+            Stored::Value {
+                fingerprint: fp,
+                payload,
+            } if fp == fingerprint => match codec::decode::<T>(&*self.inner.codec, payload) {
+                Ok(value) => return Lookup::Hit(Arc::new(value), ttl),
+                Err(err) => format!("undecodable value ({err})"),
+            },
+            Stored::Value { .. } => "a value of another type or version".to_owned(),
+            Stored::Tombstone => return Lookup::Miss(Seen::Bytes(bytes)),
+            Stored::Foreign(reason) => reason.to_owned(),
+        };
+        tracing::warn!(
+            key = %skey,
+            reason = %reason,
+            expected = std::any::type_name::<T>(),
+            "cache: unusable value in Redis, treating it as a miss; the next load overwrites it"
+        );
+        Lookup::Miss(Seen::Bytes(bytes))
+    }
+
     pub(crate) async fn get_at<T: CacheValue>(&self, skey: &str) -> Result<Option<T>, Error> {
-        Ok(self.l1_get::<T>(skey))
+        if let Some(value) = self.l1_get::<T>(skey) {
+            return Ok(Some(value));
+        }
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(None);
+        };
+        loop {
+            match self.inner.flights.join(skey) {
+                Role::Follower(follower) => {
+                    if let Some(value) = follower.wait().await.and_then(|e| e.downcast::<T>()) {
+                        return Ok(Some(T::clone(&value)));
+                    }
+                    if let Some(value) = self.l1_get::<T>(skey) {
+                        return Ok(Some(value));
+                    }
+                }
+                Role::Leader(leader) => {
+                    let ttl = self.inner.default_ttl;
+                    return match self
+                        .l2_lookup::<T>(l2, skey, self.fingerprint::<T>(0))
+                        .await
+                    {
+                        Lookup::Hit(value, remaining) => {
+                            let out = T::clone(&value);
+                            self.land_l2_hit(leader, value, remaining, ttl);
+                            Ok(Some(out))
+                        }
+                        Lookup::Miss(_) => {
+                            leader.land(&self.inner.l1, None, false);
+                            Ok(None)
+                        }
+                        Lookup::Failed(err) => Err(err),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Fills L1 from an L2 hit: for what is left of the L2 TTL, never longer.
+    fn land_l2_hit<T: CacheValue>(
+        &self,
+        leader: Leader<'_>,
+        value: Arc<T>,
+        remaining: Option<Duration>,
+        ttl: Duration,
+    ) {
+        match remaining {
+            Some(remaining) => leader.land(
+                &self.inner.l1,
+                Some(Entry::new(value, remaining.min(ttl))),
+                true,
+            ),
+            // The key vanished between GET and PTTL, or has no TTL: hand the value to the
+            // waiting callers but keep it out of L1.
+            None => leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), false),
+        }
     }
 
     pub(crate) async fn set_at<T: CacheValue>(
@@ -215,15 +375,63 @@ impl Cache {
     ) -> Result<(), Error> {
         let ttl = self.ttl_or_default(ttl);
         let inner = &self.inner;
+        if let Some(l2) = &inner.l2 {
+            let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0)) {
+                Ok(bytes) => l2
+                    .set(&skey, &bytes, ttl)
+                    .await
+                    .map_err(|e| Error::redis("write", e)),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = stored {
+                // Keep no local copy that the other instances do not share.
+                self.remove_local_at(&skey);
+                return Err(err);
+            }
+        }
         inner
             .flights
-            .insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
-        Ok(())
+            .insert(&inner.l1, skey.clone(), Entry::new(Arc::new(value), ttl));
+        self.publish(Message::Remove(skey)).await
     }
 
     pub(crate) async fn remove_at(&self, skey: &str) -> Result<(), Error> {
+        // L2 first: once the local copy is gone, a local load must not find the old value
+        // in L2. The tombstone also fails the fill of any load that began before it.
+        let l2_result = match &self.inner.l2 {
+            Some(l2) => l2
+                .set(
+                    skey,
+                    &envelope::tombstone(self.inner.instance),
+                    self.inner.tombstone_ttl,
+                )
+                .await
+                .map_err(|e| Error::redis("remove", e)),
+            None => Ok(()),
+        };
         self.remove_local_at(skey);
-        Ok(())
+        let bus_result = self.publish(Message::Remove(skey.to_owned())).await;
+        l2_result.and(bus_result)
+    }
+
+    pub(crate) async fn clear_at(&self, prefix: &str) -> Result<(), Error> {
+        self.clear_memory_at(prefix);
+        let message = if prefix.is_empty() {
+            Message::Clear
+        } else {
+            Message::ClearPrefix(prefix.to_owned())
+        };
+        self.publish(message).await
+    }
+
+    async fn publish(&self, message: Message) -> Result<(), Error> {
+        match &self.inner.bus {
+            Some(bus) => bus
+                .publish(&message)
+                .await
+                .map_err(|e| Error::redis("publish", e)),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn remove_local_at(&self, skey: &str) {
@@ -233,8 +441,13 @@ impl Cache {
     }
 
     pub(crate) fn clear_memory_at(&self, prefix: &str) {
+        let prefix = if prefix.is_empty() {
+            self.inner.layout.root()
+        } else {
+            prefix
+        };
         self.inner.flights.invalidate_prefix(prefix);
-        if prefix.is_empty() {
+        if prefix == self.inner.layout.root() {
             self.inner.l1.clear();
         } else {
             self.inner.l1.clear_prefix(prefix.to_owned());
@@ -252,11 +465,14 @@ impl Cache {
         Some(T::clone(&value))
     }
 
-    /// The read path of `#[cached]` and `get_or_set`: L1, then one load per key at a time.
+    /// The read path of `#[cached]` and `get_or_set`: L1, then one load per key at a time
+    /// (L2, then `fut`).
+    #[inline]
     pub(crate) async fn read_through<M, R, F>(
         &self,
         skey: String,
         ttl: Option<Duration>,
+        version: u32,
         fut: F,
     ) -> R
     where
@@ -266,11 +482,11 @@ impl Cache {
         if let Some(value) = self.l1_get::<M::Value>(&skey) {
             return M::wrap(value);
         }
-        self.load::<M, R, F>(skey, ttl, fut).await
+        self.load::<M, R, F>(skey, ttl, version, fut).await
     }
 
     /// The miss path: join or lead the flight for `skey`.
-    async fn load<M, R, F>(&self, skey: String, ttl: Option<Duration>, fut: F) -> R
+    async fn load<M, R, F>(&self, skey: String, ttl: Option<Duration>, version: u32, fut: F) -> R
     where
         M: Mode<R>,
         F: Future<Output = R>,
@@ -292,12 +508,88 @@ impl Cache {
                     }
                 }
                 Role::Leader(leader) => {
-                    tracing::debug!(key = %skey, "cache miss: loading");
-                    let r = fut.await;
-                    let entry = M::split(&r).map(|value| Entry::new(Arc::new(value), ttl));
-                    leader.land(&self.inner.l1, entry);
-                    return r;
+                    return self.lead::<M, R, F>(leader, &skey, ttl, version, fut).await
                 }
+            }
+        }
+    }
+
+    /// Loads `skey` for every caller waiting on it: from L2, else by running `fut`.
+    async fn lead<M, R, F>(
+        &self,
+        leader: Leader<'_>,
+        skey: &str,
+        ttl: Duration,
+        version: u32,
+        fut: F,
+    ) -> R
+    where
+        M: Mode<R>,
+        F: Future<Output = R>,
+    {
+        let fingerprint = self.fingerprint::<M::Value>(version);
+        let seen = match &self.inner.l2 {
+            None => Seen::Unknown,
+            Some(l2) => match self.l2_lookup::<M::Value>(l2, skey, fingerprint).await {
+                Lookup::Hit(value, remaining) => {
+                    let out = M::Value::clone(&value);
+                    self.land_l2_hit(leader, value, remaining, ttl);
+                    return M::wrap(out);
+                }
+                Lookup::Miss(seen) => seen,
+                Lookup::Failed(err) => {
+                    // Fail open: the function still answers while Redis is away.
+                    tracing::warn!(key = %skey, error = %err, "cache: Redis unavailable, loading without it");
+                    Seen::Unknown
+                }
+            },
+        };
+        tracing::debug!(key = %skey, "cache miss: loading");
+        let r = fut.await;
+        let Some(value) = M::split(&r) else {
+            leader.land(&self.inner.l1, None, false);
+            return r;
+        };
+        let value = Arc::new(value);
+        let store = match (&self.inner.l2, seen) {
+            (Some(l2), Seen::Absent) => self.fill(l2, skey, None, &*value, fingerprint, ttl).await,
+            (Some(l2), Seen::Bytes(seen)) => {
+                self.fill(l2, skey, Some(&seen), &*value, fingerprint, ttl)
+                    .await
+            }
+            _ => true,
+        };
+        leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), store);
+        r
+    }
+
+    /// Stores a loaded value in L2 unless the key changed since the load began. Returns
+    /// whether L1 may keep the value too.
+    async fn fill<T: CacheValue>(
+        &self,
+        l2: &L2,
+        skey: &str,
+        seen: Option<&[u8]>,
+        value: &T,
+        fingerprint: u64,
+        ttl: Duration,
+    ) -> bool {
+        let bytes = match self.encode(skey, value, fingerprint) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::warn!(key = %skey, error = %err, "cache: value kept in this process only");
+                return true;
+            }
+        };
+        match l2.fill(skey, seen, &bytes, ttl).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::debug!(key = %skey, "cache: the key changed while loading; the loaded value is not cached");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(key = %skey, error = %err, "cache: Redis unavailable, value kept in this process only");
+                true
             }
         }
     }

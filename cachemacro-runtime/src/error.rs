@@ -47,3 +47,9 @@ pub enum Error {
     #[error("the global cache is already in use; call `cachemacro::set_global` once, at start-up, before the first `#[cached]` call")]
     GlobalAlreadySet,
 }
+
+impl Error {
+    pub(crate) fn redis(operation: &'static str, source: redis::RedisError) -> Self {
+        Error::Redis { operation, source }
+    }
+}

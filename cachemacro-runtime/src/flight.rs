@@ -138,27 +138,22 @@ impl Leader<'_> {
         self.flight.stale.load(Ordering::Acquire)
     }
 
-    /// Ends the flight: stores `entry` in L1 unless the flight went stale, and hands it to
-    /// the followers. `None` (not cacheable) makes the followers load for themselves.
-    /// Returns whether the entry was stored.
-    pub(crate) fn land(mut self, l1: &L1, entry: Option<Entry>) -> bool {
+    /// Ends the flight: stores `entry` in L1 when `store` is set and the flight did not go
+    /// stale, and hands it to the followers. `None` (not cacheable) makes the followers load
+    /// for themselves.
+    pub(crate) fn land(mut self, l1: &L1, entry: Option<Entry>, store: bool) {
         self.landed = true;
-        let stored = {
+        {
             let mut shard = self.flights.shard(&self.key);
             self.detach(&mut shard);
-            match &entry {
-                Some(entry) if !self.is_stale() => {
-                    l1.insert(std::mem::take(&mut self.key), entry.clone());
-                    true
-                }
-                _ => false,
+            if let Some(entry) = entry.as_ref().filter(|_| store && !self.is_stale()) {
+                l1.insert(std::mem::take(&mut self.key), entry.clone());
             }
-        };
+        }
         self.flight.tx.send_replace(match entry {
             Some(entry) => State::Done(entry),
             None => State::Retry,
         });
-        stored
     }
 
     fn detach(&self, shard: &mut Shard) {

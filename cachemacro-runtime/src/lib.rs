@@ -11,17 +11,25 @@
 //! - [`Error`].
 
 mod builder;
+mod bus;
 mod cache;
+pub mod codec;
+mod envelope;
 mod error;
 mod flight;
 mod global;
 pub mod key;
 mod l1;
+mod l2;
 mod output;
 mod scope;
 
-pub use builder::{CacheBuilder, DEFAULT_L1_CAPACITY, DEFAULT_NAMESPACE, DEFAULT_TTL};
+pub use builder::{
+    CacheBuilder, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
+    DEFAULT_REDIS_TIMEOUT, DEFAULT_TOMBSTONE_TTL, DEFAULT_TTL,
+};
 pub use cache::Cache;
+pub use codec::{Bincode, Codec};
 pub use error::Error;
 pub use global::{global, set_global};
 pub use key::{escape, write_text, KeyPart};
@@ -87,13 +95,16 @@ pub mod __private {
         cache: &Cache,
         storage_key: String,
         ttl: Option<Duration>,
+        version: u32,
         fut: F,
     ) -> R
     where
         M: Mode<R>,
         F: Future<Output = R>,
     {
-        cache.read_through::<M, R, F>(storage_key, ttl, fut).await
+        cache
+            .read_through::<M, R, F>(storage_key, ttl, version, fut)
+            .await
     }
 
     /// `remove_cached`.

@@ -85,7 +85,7 @@ impl Scope {
         Fut: Future<Output = T>,
     {
         self.cache
-            .read_through::<Always, T, _>(self.storage_key(key), ttl.into(), async move {
+            .read_through::<Always, T, _>(self.storage_key(key), ttl.into(), 0, async move {
                 loader().await
             })
             .await
@@ -108,6 +108,7 @@ impl Scope {
             .read_through::<OkOnly, Result<T, E>, _>(
                 self.storage_key(key),
                 ttl.into(),
+                0,
                 async move { loader().await },
             )
             .await
@@ -126,8 +127,7 @@ impl Scope {
     /// Clears this scope in this process's L1 and in every peer's. L2 entries end with their
     /// TTL. See [`Cache::clear`].
     pub async fn clear(&self) -> Result<(), Error> {
-        self.clear_memory();
-        Ok(())
+        self.cache.clear_at(&self.cache.prefix(self.place())).await
     }
 
     /// Clears this scope in this process's L1 only.
