@@ -153,3 +153,31 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+tokio::task_local! {
+    /// The cache instance `#[cached(cache = cachemacro_tests::current())]` functions use in
+    /// the current task: lets one test process play several service instances.
+    pub static INSTANCE: cachemacro::Cache;
+}
+
+/// The cache of the instance the current task plays (see [`INSTANCE`]).
+pub fn current() -> cachemacro::Cache {
+    INSTANCE.get()
+}
+
+/// Runs `f` as instance `cache`.
+pub async fn on<F: std::future::Future>(cache: &cachemacro::Cache, f: F) -> F::Output {
+    INSTANCE.scope(cache.clone(), f).await
+}
+
+/// A cache instance on `server` in namespace `ns`, with short timeouts for outage tests.
+pub async fn instance(server: &RedisServer, ns: &str) -> cachemacro::Cache {
+    cachemacro::Cache::builder()
+        .namespace(ns)
+        .redis(&server.url())
+        .redis_timeout(Duration::from_millis(500))
+        .bus_heartbeat(Duration::from_millis(200))
+        .build()
+        .await
+        .expect("cache builds")
+}

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use cachemacro::{cached, Cache, KeyPart};
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct User {
+struct User {
     id: u64,
     name: String,
 }
@@ -29,8 +29,8 @@ async fn pair(a: u32, b: String) -> String {
     format!("{a}/{b}")
 }
 
-// A field of a parameter, through a reference.
-#[cached(key = "profile:<user.id>")]
+// A field of a parameter, through a reference; a schema version for the cached type.
+#[cached(key = "profile:<user.id>", version = 2)]
 async fn profile(user: &User) -> String {
     user.name.clone()
 }
