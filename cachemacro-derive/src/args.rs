@@ -40,8 +40,12 @@ impl Parse for RawArg {
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
             Some(input.parse()?)
-        } else {
+        } else if input.is_empty() || input.peek(Token![,]) {
             None
+        } else {
+            return Err(input.error(format!(
+                "expected `=` after `{name}`, as in `key = \"user:<id>\"`"
+            )));
         };
         Ok(Self { name, value })
     }
@@ -73,7 +77,7 @@ impl Args {
                     args.scope = string(&arg, errors, "a scope name such as `scope = \"users\"`");
                     if let Some(scope) = &args.scope {
                         if scope.value().is_empty() {
-                            errors.spanned(scope, "the scope name must not be empty");
+                            errors.spanned(scope, "the scope name must not be empty: write `scope = \"users\"`, or leave `scope` out");
                         }
                     }
                 }

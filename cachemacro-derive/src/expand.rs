@@ -50,14 +50,22 @@ enum Mode {
 pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let args = Args::parse(args, &mut errors)?;
-    let params = params(&func, &mut errors);
+    let mut reported = HashSet::new();
+    let params = params(&func, &mut reported, &mut errors);
     let mode = mode(&func, &args, &mut errors);
 
     // The key: the template's pieces, or the function's path and every argument.
     let pieces = match &args.key {
         Some(lit) => match template::parse(&lit.value()) {
             Ok(pieces) => {
-                check_holes(&pieces, &params, &func.sig.ident, lit, &mut errors);
+                check_holes(
+                    &pieces,
+                    &params,
+                    &reported,
+                    &func.sig.ident,
+                    lit,
+                    &mut errors,
+                );
                 pieces
             }
             Err(message) => {
@@ -87,7 +95,7 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
 }
 
 /// The named parameters; receivers and patterns are reported.
-fn params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
+fn params(func: &ItemFn, reported: &mut HashSet<String>, errors: &mut Errors) -> Vec<Param> {
     let sig = &func.sig;
     if sig.asyncness.is_none() {
         errors.spanned(
@@ -98,19 +106,27 @@ fn params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
     let mut out = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(receiver) => errors.spanned(
+            FnArg::Receiver(receiver) => {
+                reported.insert("self".to_owned());
+                errors.spanned(
                 receiver,
                 "`#[cached]` does not support methods (`self`) yet: make this a free function that takes what it needs as arguments",
-            ),
+            )
+            }
             FnArg::Typed(pat_type) => match &*pat_type.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => out.push(Param {
-                    ident: pat.ident.clone(),
-                    ty: (*pat_type.ty).clone(),
-                }),
-                other => errors.spanned(
-                    other,
-                    "`#[cached]` needs every argument bound to a plain name: write `name: Type` and destructure inside the body",
-                ),
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    out.push(Param {
+                        ident: pat.ident.clone(),
+                        ty: (*pat_type.ty).clone(),
+                    })
+                }
+                other => {
+                    collect_names(other.to_token_stream(), reported);
+                    errors.spanned(
+                        other,
+                        "`#[cached]` needs every argument bound to a plain name: write `name: Type` and destructure inside the body",
+                    )
+                }
             },
         }
     }
@@ -159,13 +175,15 @@ fn mode(func: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Mode> {
 fn check_holes(
     pieces: &[Piece],
     params: &[Param],
+    reported: &HashSet<String>,
     fn_name: &Ident,
     lit: &syn::LitStr,
     errors: &mut Errors,
 ) {
     for piece in pieces {
         let Piece::Hole(hole) = piece else { continue };
-        if params.iter().any(|p| p.ident == hole.root) {
+        // A receiver or pattern parameter binding this name was already reported.
+        if params.iter().any(|p| p.ident == hole.root) || reported.contains(&hole.root) {
             continue;
         }
         let names = if params.is_empty() {
@@ -303,28 +321,29 @@ fn scope_tokens(args: &Args) -> TokenStream {
 
 /// `let __cachemacro_cache: &Cache = ...;`
 fn cache_binding(args: &Args) -> TokenStream {
-    let expr = match &args.cache {
-        Some(expr) => expr.to_token_stream(),
-        None => quote!(::cachemacro::__private::global()),
+    let (expr, span) = match &args.cache {
+        Some(expr) => (expr.to_token_stream(), expr.span()),
+        None => (quote!(::cachemacro::__private::global()), Span::call_site()),
+    };
+    let as_cache = quote_spanned! {span=>
+        ::cachemacro::__private::AsCache::as_cache(&__cachemacro_cache_value)
     };
     quote! {
         let __cachemacro_cache_value = #expr;
-        let __cachemacro_cache: &::cachemacro::__private::Cache =
-            ::cachemacro::__private::AsCache::as_cache(&__cachemacro_cache_value);
+        let __cachemacro_cache: &::cachemacro::__private::Cache = #as_cache;
     }
 }
 
 /// The new body of the cached function.
 fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
-    let block = &func.block;
-    let ret = match &func.sig.output {
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-        ReturnType::Default => quote!(()),
+    let (ret, ret_span) = match &func.sig.output {
+        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
+        ReturnType::Default => (quote!(()), Span::call_site()),
     };
     let mode = match mode {
-        Mode::Always => quote!(::cachemacro::__private::Always),
-        Mode::OkOnly => quote!(::cachemacro::__private::OkOnly),
-        Mode::SomeOnly => quote!(::cachemacro::__private::SomeOnly),
+        Mode::Always => quote_spanned!(ret_span=> ::cachemacro::__private::Always),
+        Mode::OkOnly => quote_spanned!(ret_span=> ::cachemacro::__private::OkOnly),
+        Mode::SomeOnly => quote_spanned!(ret_span=> ::cachemacro::__private::SomeOnly),
     };
     let cache = cache_binding(args);
     let scope = scope_tokens(args);
@@ -336,17 +355,33 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
         quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
         quote!(::core::concat!(::core::module_path!(), "::", #name)),
     );
-    quote! {
-        #cache
-        let __cachemacro_key = #build;
+    let stmts = &func.block.stmts;
+    // `if false { return <value of the declared type> }` pins the async block's output to the
+    // declared return type, so a body of the wrong type is reported at the body's expression.
+    let pin_return = quote_spanned! {ret_span=>
+        #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression, clippy::empty_loop, clippy::let_with_type_underscore, clippy::needless_return)]
+        if false {
+            let __cachemacro_fake_return: #ret = loop {};
+            return __cachemacro_fake_return;
+        }
+    };
+    let call = quote_spanned! {ret_span=>
         ::cachemacro::__private::read_through::<#mode, #ret, _>(
             __cachemacro_cache,
             __cachemacro_key,
             #ttl,
             #version,
-            async move #block,
+            async move {
+                #pin_return
+                #(#stmts)*
+            },
         )
         .await
+    };
+    quote! {
+        #cache
+        let __cachemacro_key = #build;
+        #call
     }
 }
 

@@ -134,8 +134,8 @@ impl Default for Bincode {
     }
 }
 
-fn bincode_error(limit: u64, err: bincode::Error) -> CodecError {
-    match *err {
+fn bincode_error(limit: u64, err: &bincode::ErrorKind) -> CodecError {
+    match err {
         bincode::ErrorKind::SizeLimit => CodecError::TooLarge { limit },
         other => CodecError::Other(other.to_string()),
     }
@@ -167,14 +167,14 @@ impl Codec for Bincode {
         use bincode::Options;
         self.options()
             .serialize_into(out, value)
-            .map_err(|e| bincode_error(self.limit, e))
+            .map_err(|e| bincode_error(self.limit, &e))
     }
 
     fn decode(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), CodecError> {
         use bincode::Options;
         self.options()
             .deserialize_seed(Seed(visit), bytes)
-            .map_err(|e| bincode_error(self.limit, e))
+            .map_err(|e| bincode_error(self.limit, &e))
     }
 }
 

@@ -53,6 +53,11 @@ pub mod __private {
     use crate::key::Place;
 
     /// Anything `cache = <expr>` may evaluate to.
+    #[diagnostic::on_unimplemented(
+        message = "`cache = ...` must give a `Cache`, `&Cache` or `Arc<Cache>`, not `{Self}`",
+        label = "this is not a `Cache`",
+        note = "for a `static CACHE: LazyLock<Cache>` write `cache = &*CACHE`"
+    )]
     pub trait AsCache {
         /// The cache.
         fn as_cache(&self) -> &Cache;
