@@ -1,10 +1,12 @@
 //! The quickstart: a cached function, its hits, an invalidation and a fresh read.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run --example quickstart                                          # in memory
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example quickstart         # with Redis
 //! ```
 //!
-//! Runs in memory; no Redis needed.
+//! Without `REDIS_URL` it runs in memory; no Redis needed. With it, the cache gains the
+//! shared L2 and the invalidation bus, and the same code runs unchanged.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -64,6 +66,20 @@ async fn timed_read(label: &str, user_id: u64) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let cache = cachemacro::Cache::builder()
+                .namespace("quickstart")
+                .redis(&url)
+                .build()
+                .await?;
+            // Start from a clean slate, so the first read below is a miss.
+            cache.remove(&get_user::key(42)).await?;
+            cachemacro::set_global(cache)?;
+            println!("cache: L1 in memory + L2 and invalidation bus on {url}");
+        }
+        Err(_) => println!("cache: in memory (set REDIS_URL to add Redis)"),
+    }
     println!("cache key of get_user(42): {:?}\n", get_user::key(42));
     timed_read("first read (miss)", 42).await;
     timed_read("second read (hit)", 42).await;
