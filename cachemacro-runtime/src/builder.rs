@@ -222,6 +222,27 @@ impl CacheBuilder {
         Ok(cache)
     }
 
+    /// Builds an in-process cache synchronously, for a `static` or a non-async context.
+    /// Fails on an invalid configuration, or when [`redis`](Self::redis) was set (use
+    /// [`build`](Self::build) for that).
+    ///
+    /// ```
+    /// use once_cell::sync::Lazy;
+    /// use cachemacro_runtime::Cache;
+    ///
+    /// static APP_CACHE: Lazy<Cache> =
+    ///     Lazy::new(|| Cache::builder().namespace("app").l1_capacity(100_000).build_in_memory().unwrap());
+    /// ```
+    pub fn build_in_memory(self) -> Result<Cache, Error> {
+        self.validate()?;
+        if self.redis_url.is_some() {
+            return Err(Error::Config(
+                "a cache with Redis is built with `.build().await`".into(),
+            ));
+        }
+        Ok(self.build_local())
+    }
+
     /// Builds a cache without Redis; callers have validated the settings.
     pub(crate) fn build_local(self) -> Cache {
         let layout = Layout::new(&self.namespace);

@@ -95,10 +95,20 @@ impl Bus {
     pub(crate) async fn publish(&self, message: &Message) -> Result<(), RedisError> {
         redis::cmd("PUBLISH")
             .arg(&self.channel)
-            .arg(message.encode(self.instance))
+            .arg(self.payload(message))
             .query_async::<i64>(&mut self.conn.clone())
             .await
             .map(drop)
+    }
+
+    /// The channel, for callers that publish in a pipeline of their own.
+    pub(crate) fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// `message` as this instance publishes it.
+    pub(crate) fn payload(&self, message: &Message) -> String {
+        message.encode(self.instance)
     }
 
     /// Whether the listener is subscribed right now.

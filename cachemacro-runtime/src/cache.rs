@@ -212,6 +212,12 @@ impl Cache {
         self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }
 
+    /// How many entries this process's L1 holds, for metrics. It first applies pending
+    /// evictions and invalidations, so call it from a metrics task, not on a hot path.
+    pub fn local_entry_count(&self) -> u64 {
+        self.inner.l1.entry_count()
+    }
+
     /// Whether this process's L1 holds `key` (for diagnostics and tests).
     pub fn contains_local(&self, key: &str) -> bool {
         self.contains_local_at(&self.storage_key(Place::Unscoped, key))
@@ -375,43 +381,54 @@ impl Cache {
     ) -> Result<(), Error> {
         let ttl = self.ttl_or_default(ttl);
         let inner = &self.inner;
-        if let Some(l2) = &inner.l2 {
-            let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0)) {
-                Ok(bytes) => l2
-                    .set(&skey, &bytes, ttl)
-                    .await
-                    .map_err(|e| Error::redis("write", e)),
-                Err(err) => Err(err),
-            };
-            if let Err(err) = stored {
+        let Some(l2) = &inner.l2 else {
+            inner.flights.insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
+            return Ok(());
+        };
+        let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0)) {
+            Ok(bytes) => self.write_l2(l2, &skey, &bytes, ttl, "write").await,
+            Err(err) => Err(err),
+        };
+        match stored {
+            Ok(()) => {
+                inner.flights.insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
+                Ok(())
+            }
+            Err(err) => {
                 // Keep no local copy that the other instances do not share.
                 self.remove_local_at(&skey);
-                return Err(err);
+                Err(err)
             }
         }
-        inner
-            .flights
-            .insert(&inner.l1, skey.clone(), Entry::new(Arc::new(value), ttl));
-        self.publish(Message::Remove(skey)).await
+    }
+
+    /// Writes `bytes` under `skey` in L2 and tells the peers to drop their copy, in one
+    /// round trip when the bus is on.
+    async fn write_l2(&self, l2: &L2, skey: &str, bytes: &[u8], ttl: Duration, operation: &'static str) -> Result<(), Error> {
+        let result = match &self.inner.bus {
+            Some(bus) => {
+                let message = bus.payload(&Message::Remove(skey.to_owned()));
+                l2.set_and_publish(skey, bytes, ttl, bus.channel(), &message).await
+            }
+            None => l2.set(skey, bytes, ttl).await,
+        };
+        result.map_err(|e| Error::redis(operation, e))
     }
 
     pub(crate) async fn remove_at(&self, skey: &str) -> Result<(), Error> {
-        // L2 first: once the local copy is gone, a local load must not find the old value
-        // in L2. The tombstone also fails the fill of any load that began before it.
-        let l2_result = match &self.inner.l2 {
-            Some(l2) => l2
-                .set(
-                    skey,
-                    &envelope::tombstone(self.inner.instance),
-                    self.inner.tombstone_ttl,
-                )
-                .await
-                .map_err(|e| Error::redis("remove", e)),
-            None => Ok(()),
+        let Some(l2) = &self.inner.l2 else {
+            self.remove_local_at(skey);
+            return Ok(());
         };
+        // L2 first: once the local copy is gone, a local load must not find the old value
+        // in L2. The tombstone also fails the fill of any load that began before it (here
+        // or on another instance), and the peers drop their copies when the message lands.
+        let tombstone = envelope::tombstone(self.inner.instance);
+        let result = self
+            .write_l2(l2, skey, &tombstone, self.inner.tombstone_ttl, "remove")
+            .await;
         self.remove_local_at(skey);
-        let bus_result = self.publish(Message::Remove(skey.to_owned())).await;
-        l2_result.and(bus_result)
+        result
     }
 
     pub(crate) async fn clear_at(&self, prefix: &str) -> Result<(), Error> {

@@ -91,4 +91,10 @@ impl L1 {
             self.moka.invalidate_all();
         }
     }
+
+    /// Entries held, after applying pending evictions and invalidations.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.moka.run_pending_tasks();
+        self.moka.entry_count()
+    }
 }

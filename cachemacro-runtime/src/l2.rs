@@ -103,4 +103,30 @@ impl L2 {
             .query_async::<()>(&mut self.conn.clone())
             .await
     }
+
+    /// Stores `value` under `key` and publishes `message` on `channel`, in one round trip.
+    /// Redis runs the two in order, so a peer that receives the message already finds the
+    /// new value (or tombstone) in place.
+    pub(crate) async fn set_and_publish(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        channel: &str,
+        message: &str,
+    ) -> Result<(), RedisError> {
+        redis::pipe()
+            .cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
 }

@@ -47,6 +47,7 @@
 //! | `scope = "users"` | store the entry in that [`Scope`] |
 //! | `cache = <expr>` | use this cache (a `Cache`, `&Cache` or `Arc<Cache>`) instead of the [global] one |
 //! | `cache_none = true` | cache `None` results too |
+//! | `version = 2` | the schema version of the cached type (see [Changing a cached type](#changing-a-cached-type)) |
 //!
 //! ### Key templates
 //!
@@ -88,21 +89,93 @@
 //! [`clear`](Cache::clear), [`clear_memory`](Cache::clear_memory), and
 //! [`scope`](Cache::scope) for the same on a named group of keys.
 //!
+//! ## Redis: L2 and the invalidation bus
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = cachemacro::Cache::builder()
+//!     .namespace("shop")
+//!     .redis("redis://127.0.0.1:6379") // turns on L2 and the invalidation bus
+//!     .build()
+//!     .await?;
+//! cachemacro::set_global(cache)?;
+//! # Ok(()) }
+//! ```
+//!
+//! - **Read**: L1, then Redis (`GET`), then the function. An L2 hit fills L1 for what is left
+//!   of the Redis TTL, never longer. Concurrent misses in one instance run one L2 lookup and
+//!   at most one function call.
+//! - **Write**: the function's value goes to Redis with its TTL (every key has one, which is
+//!   also what `maxmemory-policy volatile-lru` needs), then to L1.
+//! - **Remove** (`remove`, `remove_cached`, `set`): Redis first, then this process's L1, then
+//!   a message on the bus; every other instance drops its L1 copy when it arrives.
+//! - **Clear** (`clear`, `scope.clear()`): this process's L1 and every peer's (for one scope
+//!   only with `scope.clear()`). Redis entries are kept: they end with their TTL.
+//! - `remove_local` and `clear_memory` never leave the process.
+//!
+//! Values are serde + bincode 1.3 ([`codec::Bincode`]) inside a versioned envelope that
+//! carries a fingerprint of the value's type; pick another format with
+//! [`CacheBuilder::codec`]. Keys are laid out as described in [`key`]; bus messages as
+//! described in the runtime's `bus` module (`cm1 <instance> del <key>`).
+//!
 //! ## Guarantees
 //!
+//! - **A write is visible on the next read, here**: once `remove`, `remove_cached`, `set` or
+//!   `clear` returns, no read in this process returns the old value.
+//! - **No stale re-fill**: a removal that happens while a load of that key is in flight (in
+//!   this process or any other) is not undone when the load finishes. In this process every
+//!   in-flight load is marked stale under the lock its commit takes. In Redis, `remove`
+//!   leaves a unique *tombstone* for [`tombstone_ttl`](CacheBuilder::tombstone_ttl)
+//!   (default 60 s), and a load stores its value only if the key still holds what the
+//!   loader saw before it ran (compare-and-set). *Bound*: a load that takes longer than the
+//!   tombstone TTL may store what it read; set the TTL above your slowest loader.
+//! - **A write is visible on every other instance** as soon as the bus message arrives
+//!   (well under a millisecond on one host; the README has measured figures). Between the
+//!   `remove` returning and the message arriving, a peer may still serve its old L1 copy:
+//!   that window is the bus latency.
+//! - **Lost messages cannot leave stale values behind**: when the bus connection drops, and
+//!   again when it is back, the instance clears its L1. A heartbeat PING notices a
+//!   connection that died without closing. [`Cache::bus_connected`] reports the state, for
+//!   readiness probes.
+//! - **Redis down**: reads fail open (the function answers; L1 keeps working), and
+//!   invalidations return [`Error::Redis`] after dropping the local copy, so the caller
+//!   knows other instances may keep the old value until its TTL ends. A cache built while
+//!   Redis is down serves from memory and connects when it can.
 //! - **Single flight**: concurrent callers of one cold key run the function body once; the
 //!   others wait for its value.
-//! - **No stale re-fill**: a `remove` (or `set`, `clear`) that happens while a load of that
-//!   key is in flight is not undone when the load finishes: the loaded value goes to the
-//!   callers that were waiting for it, not into the cache.
 //! - **Cancellation and failure**: a caller dropped mid-load, a body that panics, or one
 //!   that returns `Err` leaves the key loadable; waiting callers take over.
-//! - **Every entry expires**: a missed invalidation heals itself after the TTL.
+//! - **Every entry expires**, in L1 and in Redis: a missed invalidation heals itself after
+//!   the TTL.
+//! - **Bad bytes are misses**: a value in Redis that is corrupt, of another type, written
+//!   by another codec or an older envelope, or too large, is a miss that the next load
+//!   overwrites; it is logged, never returned, never a panic.
+//!
+//! ## Changing a cached type
+//!
+//! A value in Redis carries a fingerprint of its type's name, the `version` argument and
+//! the codec. When you change a cached type's fields, bump `version`:
+//!
+//! ```
+//! # use cachemacro::cached;
+//! # #[derive(Clone, serde::Serialize, serde::Deserialize)] pub struct User { name: String, email: String }
+//! #[cached(key = "user:<id>", version = 2)] // was 1 (or absent) before `email` was added
+//! async fn get_user(id: u64) -> User {
+//!     # User { name: String::new(), email: String::new() }
+//! }
+//! ```
+//!
+//! Instances of the old deploy and the new one then read each other's values as misses and
+//! overwrite them, instead of misreading them. (Without a bump, a layout bincode cannot
+//! decode is still a miss, but two fields of one type swapped would decode wrongly.)
+//! Changing the key template (`"user:v2:<id>"`) works too: it is the seeds' *versioned
+//! keys* pattern.
 
 pub use cachemacro_derive::cached;
 pub use cachemacro_runtime::{
-    global, key, set_global, write_text, Cache, CacheBuilder, CacheValue, Error, KeyPart, Mode,
-    Scope, DEFAULT_L1_CAPACITY, DEFAULT_NAMESPACE, DEFAULT_TTL,
+    codec, global, key, set_global, write_text, Cache, CacheBuilder, CacheValue, Error, KeyPart,
+    Mode, Scope, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
+    DEFAULT_REDIS_TIMEOUT, DEFAULT_TOMBSTONE_TTL, DEFAULT_TTL,
 };
 
 #[doc(hidden)]

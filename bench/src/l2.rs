@@ -1,0 +1,280 @@
+//! Scenarios that talk to Redis: L2 hits, misses, invalidation propagation, stampedes.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use std::time::{Duration, Instant};
+
+use bincode::Options;
+use cachemacro::{cached, Cache};
+use futures_util::StreamExt;
+use once_cell::sync::OnceCell;
+use redis::aio::MultiplexedConnection;
+
+use crate::model::{random_ids, user, User};
+use crate::stats::{median, percentile, Table};
+use crate::Redis;
+
+const KEYS: u64 = 10_000;
+/// The envelope header before the codec's bytes (see the runtime's envelope module).
+const HEADER: usize = 12;
+
+static READER: OnceCell<Cache> = OnceCell::new();
+
+fn reader() -> &'static Cache {
+    READER.get().expect("set by the scenario")
+}
+
+#[cached(key = "user:<id>", ttl = "10m", cache = reader())]
+async fn l2_user(id: u64) -> User {
+    user(id)
+}
+
+/// What a hand-written L2 read costs: GET, then decode the same bytes.
+async fn raw_get(conn: &mut MultiplexedConnection, id: u64) -> User {
+    let bytes: Vec<u8> = redis::cmd("GET")
+        .arg(format!("bench:c1:k:user:{id}"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    bincode::DefaultOptions::new().deserialize(&bytes[HEADER..]).unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Scenario 2: L2 hits with L1 empty, against GET + decode.
+pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
+    multi_thread().block_on(async {
+        let writer = redis.cache("bench").await;
+        for id in 0..KEYS {
+            writer.set(&format!("user:{id}"), user(id), None).await.unwrap();
+        }
+        let _ = READER.set(redis.cache("bench").await);
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let order = random_ids(KEYS as usize, KEYS, 3);
+
+        // Sequential latency: every call timed, L1 emptied before each pass.
+        let (mut cm, mut rm) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for pass in 0..2 {
+                reader().clear_memory();
+                let ours = (round + pass) % 2 == 0;
+                for &id in order.iter().take(2_000) {
+                    let start = Instant::now();
+                    if ours {
+                        black_box(l2_user(id).await);
+                    } else {
+                        black_box(raw_get(&mut conn, id).await);
+                    }
+                    let ns = start.elapsed().as_nanos() as f64 / 1000.0;
+                    if ours { cm.push(ns) } else { rm.push(ns) }
+                }
+            }
+        }
+        let (cm50, rm50) = (percentile(&mut cm, 50.0), percentile(&mut rm, 50.0));
+        let (cm99, rm99) = (percentile(&mut cm, 99.0), percentile(&mut rm, 99.0));
+        table.lower_is_better("L2 hit, sequential p50 (µs)", "µs", cm50, ("redis-rs GET + bincode decode", rm50), Some(1.10));
+        table.lower_is_better("L2 hit, sequential p99 (µs)", "µs", cm99, ("redis-rs GET + bincode decode", rm99), None);
+
+        // Throughput: 64 tasks over one connection, each key read once per pass.
+        let (mut cm, mut rm) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for pass in 0..2 {
+                reader().clear_memory();
+                let ours = (round + pass) % 2 == 0;
+                let start = Instant::now();
+                let tasks: Vec<_> = order
+                    .chunks(order.len() / 64)
+                    .map(|chunk| {
+                        let chunk = chunk.to_vec();
+                        let mut conn = conn.clone();
+                        tokio::spawn(async move {
+                            for id in chunk {
+                                if ours {
+                                    black_box(l2_user(id).await);
+                                } else {
+                                    black_box(raw_get(&mut conn, id).await);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                let ops = order.len() as f64 / start.elapsed().as_secs_f64();
+                if ours { cm.push(ops) } else { rm.push(ops) }
+            }
+        }
+        table.higher_is_better(
+            "L2 hit, 64 tasks on one connection (median reads/s)",
+            "/s",
+            median(&mut cm),
+            ("redis-rs GET + bincode decode", median(&mut rm)),
+            Some(1.0 / 1.10),
+        );
+    });
+}
+
+static MISS_CACHE: OnceCell<Cache> = OnceCell::new();
+
+#[cached(key = "miss:<id>", ttl = "1m", cache = MISS_CACHE.get().expect("set by the scenario"))]
+async fn miss_user(id: u64) -> u64 {
+    id
+}
+
+/// Scenario 3: the cost of a miss with a trivial body (L2 GET, the body, the L2 fill, L1).
+pub fn miss(table: &mut Table, redis: &Redis, rounds: usize) {
+    multi_thread().block_on(async {
+        let _ = MISS_CACHE.set(redis.cache("bench").await);
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let (mut cm, mut rm) = (Vec::new(), Vec::new());
+        let mut next = 0u64;
+        for _ in 0..rounds {
+            for _ in 0..500 {
+                next += 1;
+                let start = Instant::now();
+                black_box(miss_user(next).await);
+                cm.push(start.elapsed().as_nanos() as f64 / 1000.0);
+
+                let key = format!("rawmiss:{next}");
+                let start = Instant::now();
+                let found: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+                assert!(found.is_none());
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(next.to_le_bytes().as_slice())
+                    .arg("PX")
+                    .arg(60_000)
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                rm.push(start.elapsed().as_nanos() as f64 / 1000.0);
+            }
+        }
+        table.lower_is_better(
+            "miss with a trivial body, p50 (µs)",
+            "µs",
+            median(&mut cm),
+            ("redis-rs GET + SET NX by hand", median(&mut rm)),
+            None,
+        );
+    });
+}
+
+/// Scenario 4: `remove` on A until B's L1 no longer holds the key, against a raw PUBLISH
+/// until a subscriber receives it.
+pub fn propagation(table: &mut Table, redis: &Redis, invalidations: usize) {
+    multi_thread().block_on(async {
+        let a = redis.cache("bench-prop").await;
+        let b = redis.cache("bench-prop").await;
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe("bench-raw-bus").await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            while stream.next().await.is_some() {
+                if tx.send(Instant::now()).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let (mut cm, mut rm) = (Vec::new(), Vec::new());
+        for i in 0..invalidations {
+            let key = format!("prop:{i}");
+            b.get_or_set(&key, None, || async { i as u64 }).await;
+            assert!(b.contains_local(&key));
+            let start = Instant::now();
+            a.remove(&key).await.unwrap();
+            while b.contains_local(&key) {
+                tokio::task::yield_now().await;
+            }
+            cm.push(start.elapsed().as_nanos() as f64 / 1000.0);
+
+            let start = Instant::now();
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg("bench-raw-bus")
+                .arg(format!("cm1 0000000000000000 del bench-prop:c1:k:{key}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let received = rx.recv().await.unwrap();
+            rm.push(received.duration_since(start).as_nanos() as f64 / 1000.0);
+        }
+        for p in [50.0, 99.0] {
+            table.lower_is_better(
+                &format!("invalidation A → B's L1, p{p} (µs)"),
+                "µs",
+                percentile(&mut cm, p),
+                ("raw PUBLISH → subscriber", percentile(&mut rm, p)),
+                (p == 99.0).then_some(1.5),
+            );
+        }
+        table.lower_is_better(
+            "invalidation A → B's L1, max (µs)",
+            "µs",
+            percentile(&mut cm, 100.0),
+            ("raw PUBLISH → subscriber", percentile(&mut rm, 100.0)),
+            None,
+        );
+    });
+}
+
+tokio::task_local! {
+    static STAMPEDE: Cache;
+}
+
+static STAMPEDE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "stampede:<id>", ttl = "1m", cache = STAMPEDE.get())]
+async fn stampede_user(id: u64) -> User {
+    STAMPEDE_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    user(id)
+}
+
+/// Scenario 5: 1,000 concurrent callers of one cold key on each of 2 instances.
+pub fn stampede(table: &mut Table, redis: &Redis, rounds: usize) {
+    multi_thread().block_on(async {
+        let instances = [redis.cache("bench-stampede").await, redis.cache("bench-stampede").await];
+        let mut times = Vec::new();
+        let mut worst = 0;
+        for round in 0..rounds as u64 {
+            STAMPEDE_RUNS.store(0, Ordering::SeqCst);
+            let start = Instant::now();
+            let callers: Vec<_> = instances
+                .iter()
+                .flat_map(|cache| {
+                    (0..1000).map(move |_| tokio::spawn(STAMPEDE.scope(cache.clone(), stampede_user(round))))
+                })
+                .collect();
+            for c in callers {
+                c.await.unwrap();
+            }
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            worst = worst.max(STAMPEDE_RUNS.load(Ordering::SeqCst));
+        }
+        let runs_per_instance = worst as f64 / instances.len() as f64;
+        table.push(crate::stats::Row {
+            scenario: "stampede: 2 instances × 1,000 callers, one cold key, 20 ms body".into(),
+            ours: format!("body ran ≤ {worst}× ({runs_per_instance:.1} per instance); all answered in {:.1} ms (median)", median(&mut times)),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "1 run per instance".into(),
+            verdict: if runs_per_instance <= 1.0 { "yes" } else { "**no**" },
+        });
+    });
+}
+
