@@ -366,7 +366,12 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
         }
     };
     let call = quote_spanned! {ret_span=>
-        ::cachemacro::__private::read_through::<#mode, #ret, _>(
+        if let ::cachemacro::__private::Some(__cachemacro_value) =
+            ::cachemacro::__private::hit::<#mode, #ret>(__cachemacro_cache, &__cachemacro_key)
+        {
+            return __cachemacro_value;
+        }
+        ::cachemacro::__private::load::<#mode, #ret, _>(
             __cachemacro_cache,
             __cachemacro_key,
             #ttl,

@@ -267,8 +267,9 @@ impl Cache {
         skey: &str,
         value: &T,
         fingerprint: u64,
+        ttl: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let mut bytes = envelope::value_header(fingerprint, 64);
+        let mut bytes = envelope::value_header(fingerprint, ttl, 64);
         let limit = self.inner.max_value_size;
         let too_large = |size| Error::TooLarge {
             key: skey.to_owned(),
@@ -288,7 +289,7 @@ impl Cache {
 
     /// Reads `skey` from L2 as a `T`.
     async fn l2_lookup<T: CacheValue>(&self, l2: &L2, skey: &str, fingerprint: u64) -> Lookup<T> {
-        let (bytes, ttl) = match l2.get(skey).await {
+        let bytes = match l2.get(skey).await {
             Ok(Some(found)) => found,
             Ok(None) => return Lookup::Miss(Seen::Absent),
             Err(err) => return Lookup::Failed(Error::redis("read", err)),
@@ -296,9 +297,16 @@ impl Cache {
         let reason = match envelope::parse(&bytes) {
             Stored::Value {
                 fingerprint: fp,
+                expires_at_ms,
                 payload,
             } if fp == fingerprint => match codec::decode::<T>(&*self.inner.codec, payload) {
-                Ok(value) => return Lookup::Hit(Arc::new(value), ttl),
+                Ok(value) => {
+                    let remaining = expires_at_ms
+                        .checked_sub(envelope::now_ms())
+                        .filter(|&ms| ms > 0)
+                        .map(Duration::from_millis);
+                    return Lookup::Hit(Arc::new(value), remaining);
+                }
                 Err(err) => format!("undecodable value ({err})"),
             },
             Stored::Value { .. } => "a value of another type or version".to_owned(),
@@ -367,7 +375,7 @@ impl Cache {
                 Some(Entry::new(value, remaining.min(ttl))),
                 true,
             ),
-            // The key vanished between GET and PTTL, or has no TTL: hand the value to the
+            // The value is at the end of its life (or the clocks disagree): hand it to the
             // waiting callers but keep it out of L1.
             None => leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), false),
         }
@@ -385,7 +393,7 @@ impl Cache {
             inner.flights.insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
             return Ok(());
         };
-        let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0)) {
+        let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0), ttl) {
             Ok(bytes) => self.write_l2(l2, &skey, &bytes, ttl, "write").await,
             Err(err) => Err(err),
         };
@@ -477,6 +485,11 @@ impl Cache {
 
     /// The L1 value under `skey` if it is a `T`.
     #[inline]
+    pub(crate) fn l1_value<T: CacheValue>(&self, skey: &str) -> Option<T> {
+        self.l1_get(skey)
+    }
+
+    #[inline]
     fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
         let value = self.inner.l1.get(skey)?.downcast::<T>()?;
         Some(T::clone(&value))
@@ -499,11 +512,11 @@ impl Cache {
         if let Some(value) = self.l1_get::<M::Value>(&skey) {
             return M::wrap(value);
         }
-        self.load::<M, R, F>(skey, ttl, version, fut).await
+        Box::pin(self.load::<M, R, F>(skey, ttl, version, fut)).await
     }
 
     /// The miss path: join or lead the flight for `skey`.
-    async fn load<M, R, F>(&self, skey: String, ttl: Option<Duration>, version: u32, fut: F) -> R
+    pub(crate) async fn load<M, R, F>(&self, skey: String, ttl: Option<Duration>, version: u32, fut: F) -> R
     where
         M: Mode<R>,
         F: Future<Output = R>,
@@ -591,7 +604,7 @@ impl Cache {
         fingerprint: u64,
         ttl: Duration,
     ) -> bool {
-        let bytes = match self.encode(skey, value, fingerprint) {
+        let bytes = match self.encode(skey, value, fingerprint, ttl) {
             Ok(bytes) => bytes,
             Err(err) => {
                 tracing::warn!(key = %skey, error = %err, "cache: value kept in this process only");

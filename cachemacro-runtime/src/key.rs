@@ -118,18 +118,25 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-macro_rules! display_key_part {
+macro_rules! integer_key_part {
     ($($t:ty),*) => {$(
         impl KeyPart for $t {
             #[inline]
             fn write_key_part(&self, out: &mut String) {
-                let _ = write!(out, "{self}");
+                out.push_str(itoa::Buffer::new().format(*self));
             }
         }
     )*};
 }
 
-display_key_part!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool);
+integer_key_part!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl KeyPart for bool {
+    #[inline]
+    fn write_key_part(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
 
 impl KeyPart for str {
     #[inline]

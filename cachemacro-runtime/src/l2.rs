@@ -35,21 +35,12 @@ impl L2 {
         }
     }
 
-    /// The bytes under `key` and their remaining TTL (`None`: no TTL, or the key vanished
-    /// between the two reads).
-    pub(crate) async fn get(
-        &self,
-        key: &str,
-    ) -> Result<Option<(Vec<u8>, Option<Duration>)>, RedisError> {
-        let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-            .cmd("GET")
-            .arg(key)
-            .cmd("PTTL")
+    /// The bytes under `key`.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
+        redis::cmd("GET")
             .arg(key)
             .query_async(&mut self.conn.clone())
-            .await?;
-        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
-        Ok(bytes.map(|b| (b, ttl)))
+            .await
     }
 
     /// Stores `value` if `key` still holds `seen` (`None`: still absent). Returns whether it

@@ -94,22 +94,28 @@ pub mod __private {
         cache.key_buffer(place(scope), extra)
     }
 
-    /// The read path of a cached function.
+    /// The hit path of a cached function: the L1 value, if present and of the right type.
     #[inline]
-    pub async fn read_through<M, R, F>(
-        cache: &Cache,
+    pub fn hit<M: Mode<R>, R>(cache: &Cache, storage_key: &str) -> Option<R> {
+        cache.l1_value::<M::Value>(storage_key).map(M::wrap)
+    }
+
+    /// The miss path of a cached function: single flight, L2, the body. Boxed, so that the
+    /// caller's future stays small on the hit path.
+    #[inline]
+    pub fn load<'a, M, R, F>(
+        cache: &'a Cache,
         storage_key: String,
         ttl: Option<Duration>,
         version: u32,
         fut: F,
-    ) -> R
+    ) -> std::pin::Pin<Box<impl Future<Output = R> + 'a>>
     where
-        M: Mode<R>,
-        F: Future<Output = R>,
+        M: Mode<R> + 'a,
+        R: 'a,
+        F: Future<Output = R> + 'a,
     {
-        cache
-            .read_through::<M, R, F>(storage_key, ttl, version, fut)
-            .await
+        Box::pin(cache.load::<M, R, F>(storage_key, ttl, version, fut))
     }
 
     /// `remove_cached`.
