@@ -9,15 +9,18 @@ use cachemacro_bench::{l1, l2, report, Redis};
 fn main() {
     let quick = std::env::var("BENCH_QUICK").is_ok();
     let only = std::env::var("BENCH_ONLY").ok();
-    let run = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == name));
+    let run = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s == name))
+    };
     let rounds = if quick { 3 } else { 11 };
     let mut table = Table::default();
+    let redis = Redis::start();
     if run("l1") {
         eprintln!("L1 ...");
-        l1::hit_single_thread(&mut table, rounds);
-        l1::hit_multi_thread(&mut table, rounds);
+        l1::hit_single_thread(&mut table, &redis, rounds);
+        l1::hit_multi_thread(&mut table, &redis, rounds);
     }
-    let redis = Redis::start();
     if run("l2") {
         eprintln!("L2 ...");
         l2::l2_hit(&mut table, &redis, if quick { 2 } else { 5 });

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use cachemacro::{cached, Cache};
 use once_cell::sync::OnceCell;
 
+use crate::alternatives::{cached_user, concurrent_cached_user, MultiTier};
 use crate::model::{random_ids, user, User};
 use crate::stats::{median, Table};
+use crate::Redis;
 
 static L1_CACHE: OnceCell<Cache> = OnceCell::new();
 
@@ -64,15 +66,6 @@ impl RawMoka {
     }
 }
 
-/// ns per call over `ids`, calling `cm_user`.
-async fn batch_cm(ids: &[u64]) -> f64 {
-    let start = Instant::now();
-    for &id in ids {
-        black_box(cm_user(id).await);
-    }
-    start.elapsed().as_nanos() as f64 / ids.len() as f64
-}
-
 /// ns per call over `ids`, calling the raw moka cache.
 async fn batch_raw(raw: &RawMoka, ids: &[u64]) -> f64 {
     let start = Instant::now();
@@ -84,103 +77,187 @@ async fn batch_raw(raw: &RawMoka, ids: &[u64]) -> f64 {
 
 const KEYS: u64 = 10_000;
 
-/// Scenario 1, single thread: ns per L1 hit.
-pub fn hit_single_thread(table: &mut Table, rounds: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
+/// An implementation under comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subject {
+    Cachemacro,
+    RawMoka,
+    Cached,
+    ConcurrentCached,
+    MultiTier,
+}
+
+const SUBJECTS: [Subject; 5] = [
+    Subject::Cachemacro,
+    Subject::RawMoka,
+    Subject::Cached,
+    Subject::ConcurrentCached,
+    Subject::MultiTier,
+];
+
+impl Subject {
+    fn label(self) -> &'static str {
+        match self {
+            Subject::Cachemacro => "cachemacro #[cached]",
+            Subject::RawMoka => "raw moka::future get + clone",
+            Subject::Cached => "`cached` crate #[cached] (size+time)",
+            Subject::ConcurrentCached => "`cached` crate #[concurrent_cached]",
+            Subject::MultiTier => "multi-tier-cache get_typed",
+        }
+    }
+
+    /// The target ratio of cachemacro to this subject, and whether higher is better.
+    fn single_thread_target(self) -> Option<f64> {
+        (self == Subject::RawMoka).then_some(1.15)
+    }
+
+    fn multi_thread_target(self) -> Option<f64> {
+        match self {
+            Subject::RawMoka => Some(1.0 / 1.15),
+            Subject::Cached => Some(1.5),
+            _ => None,
+        }
+    }
+}
+
+/// Every subject, ready: the same 10k users cached in each.
+#[derive(Clone)]
+struct Subjects {
+    raw: RawMoka,
+    multi_tier: Arc<MultiTier>,
+}
+
+impl Subjects {
+    async fn warm(redis: &Redis) -> Self {
         let raw = RawMoka::default();
-        let ids = random_ids(200_000, KEYS, 7);
+        let multi_tier = Arc::new(MultiTier::new(&redis.url).await);
         for id in 0..KEYS {
             cm_user(id).await;
             raw.get(id).await;
+            cached_user(id).await;
+            concurrent_cached_user(id).await;
+            multi_tier.fill(id).await;
         }
         raw.settle().await;
-        let (mut cm, mut rm) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            if round % 2 == 0 {
-                cm.push(batch_cm(&ids).await);
-                rm.push(batch_raw(&raw, &ids).await);
-            } else {
-                rm.push(batch_raw(&raw, &ids).await);
-                cm.push(batch_cm(&ids).await);
+        Self { raw, multi_tier }
+    }
+
+    /// Calls `subject` for every id in `ids`. Each arm loops over its own future type, so no
+    /// subject pays for the size of another's future.
+    async fn run(&self, subject: Subject, ids: &[u64]) {
+        match subject {
+            Subject::Cachemacro => {
+                for &id in ids {
+                    black_box(cm_user(id).await);
+                }
+            }
+            Subject::RawMoka => {
+                for &id in ids {
+                    black_box(self.raw.get(id).await);
+                }
+            }
+            Subject::Cached => {
+                for &id in ids {
+                    black_box(cached_user(id).await);
+                }
+            }
+            Subject::ConcurrentCached => {
+                for &id in ids {
+                    black_box(concurrent_cached_user(id).await);
+                }
+            }
+            Subject::MultiTier => {
+                for &id in ids {
+                    black_box(self.multi_tier.get(id).await);
+                }
             }
         }
-        table.lower_is_better(
-            "L1 hit, 1 thread, 10k keys random (median ns/op)",
-            "ns",
-            median(&mut cm),
-            ("raw moka::future get + clone", median(&mut rm)),
-            Some(1.15),
-        );
+    }
+
+    /// ns per call over `ids`.
+    async fn batch(&self, subject: Subject, ids: &[u64]) -> f64 {
+        let start = Instant::now();
+        self.run(subject, ids).await;
+        start.elapsed().as_nanos() as f64 / ids.len() as f64
+    }
+}
+
+/// Runs `measure` for every subject, `rounds` times, rotating the order each round.
+/// Returns the samples per subject.
+async fn alternate<F, Fut>(rounds: usize, mut measure: F) -> Vec<Vec<f64>>
+where
+    F: FnMut(Subject) -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let mut samples = vec![Vec::new(); SUBJECTS.len()];
+    for round in 0..rounds {
+        for k in 0..SUBJECTS.len() {
+            let index = (k + round) % SUBJECTS.len();
+            samples[index].push(measure(SUBJECTS[index]).await);
+        }
+    }
+    samples
+}
+
+/// Scenario 1, single thread: ns per L1 hit.
+pub fn hit_single_thread(table: &mut Table, redis: &Redis, rounds: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let subjects = Subjects::warm(redis).await;
+        let ids = random_ids(100_000, KEYS, 7);
+        let mut samples = alternate(rounds, |s| subjects.batch(s, &ids)).await;
+        let ours = median(&mut samples[0]);
+        for (subject, samples) in SUBJECTS.iter().zip(samples.iter_mut()).skip(1) {
+            table.lower_is_better(
+                "L1 hit, 1 thread, 10k keys random (median ns/op)",
+                "ns",
+                ours,
+                (subject.label(), median(samples)),
+                subject.single_thread_target(),
+            );
+        }
     });
 }
 
-/// Which implementation a multi-thread batch runs.
-#[derive(Clone, Copy)]
-enum Subject {
-    Cachemacro,
-    Raw,
-}
-
-/// Ops per second with `tasks` tasks on the current multi-thread runtime.
-async fn throughput(subject: Subject, raw: &RawMoka, tasks: usize, per_task: usize) -> f64 {
+/// Hits per second with 64 tasks on the current multi-thread runtime.
+async fn throughput(subjects: &Subjects, subject: Subject, per_task: usize) -> f64 {
     let start = Instant::now();
-    let handles: Vec<_> = (0..tasks)
+    let handles: Vec<_> = (0..64)
         .map(|t| {
-            let raw = raw.clone();
+            let subjects = subjects.clone();
             let ids = random_ids(per_task, KEYS, 1000 + t as u64);
-            tokio::spawn(async move {
-                for id in ids {
-                    match subject {
-                        Subject::Cachemacro => black_box(cm_user(id).await),
-                        Subject::Raw => black_box(raw.get(id).await),
-                    };
-                }
-            })
+            tokio::spawn(async move { subjects.run(subject, &ids).await })
         })
         .collect();
     for h in handles {
         h.await.unwrap();
     }
-    (tasks * per_task) as f64 / start.elapsed().as_secs_f64()
+    (64 * per_task) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Scenario 1, tokio multi-thread runtime with 2 workers and 64 tasks: hits per second.
-pub fn hit_multi_thread(table: &mut Table, rounds: usize) {
+pub fn hit_multi_thread(table: &mut Table, redis: &Redis, rounds: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let raw = RawMoka::default();
-        for id in 0..KEYS {
-            cm_user(id).await;
-            raw.get(id).await;
+        let subjects = Subjects::warm(redis).await;
+        let mut samples = alternate(rounds, |s| throughput(&subjects, s, 10_000)).await;
+        let ours = median(&mut samples[0]);
+        for (subject, samples) in SUBJECTS.iter().zip(samples.iter_mut()).skip(1) {
+            table.higher_is_better(
+                "L1 hit, 2 workers × 64 tasks (median hits/s)",
+                "/s",
+                ours,
+                (subject.label(), median(samples)),
+                subject.multi_thread_target(),
+            );
         }
-        raw.settle().await;
-        let (mut cm, mut rm) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let order = if round % 2 == 0 {
-                [Subject::Cachemacro, Subject::Raw]
-            } else {
-                [Subject::Raw, Subject::Cachemacro]
-            };
-            for subject in order {
-                let ops = throughput(subject, &raw, 64, 20_000).await;
-                match subject {
-                    Subject::Cachemacro => cm.push(ops),
-                    Subject::Raw => rm.push(ops),
-                }
-            }
-        }
-        table.higher_is_better(
-            "L1 hit, 2 workers × 64 tasks (median hits/s)",
-            "/s",
-            median(&mut cm),
-            ("raw moka::future get + clone", median(&mut rm)),
-            Some(1.0 / 1.15),
-        );
     });
 }
 
@@ -204,7 +281,10 @@ async fn scale_user(id: u64) -> User {
 
 /// Scenario 6, latency: the L1 hit cost as the cache grows to 1k, 100k and 1M entries.
 pub fn hit_at_scale(table: &mut Table, rounds: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let raw = RawMoka::default();
         let mut filled = 0;

@@ -37,7 +37,9 @@ async fn raw_get(conn: &mut MultiplexedConnection, id: u64) -> User {
         .query_async(conn)
         .await
         .unwrap();
-    bincode::DefaultOptions::new().deserialize(&bytes[HEADER..]).unwrap()
+    bincode::DefaultOptions::new()
+        .deserialize(&bytes[HEADER..])
+        .unwrap()
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
@@ -53,7 +55,10 @@ pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
     multi_thread().block_on(async {
         let writer = redis.cache("bench").await;
         for id in 0..KEYS {
-            writer.set(&format!("user:{id}"), user(id), None).await.unwrap();
+            writer
+                .set(&format!("user:{id}"), user(id), None)
+                .await
+                .unwrap();
         }
         let _ = READER.set(redis.cache("bench").await);
         let client = redis::Client::open(redis.url.as_str()).unwrap();
@@ -74,14 +79,30 @@ pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
                         black_box(raw_get(&mut conn, id).await);
                     }
                     let ns = start.elapsed().as_nanos() as f64 / 1000.0;
-                    if ours { cm.push(ns) } else { rm.push(ns) }
+                    if ours {
+                        cm.push(ns)
+                    } else {
+                        rm.push(ns)
+                    }
                 }
             }
         }
         let (cm50, rm50) = (percentile(&mut cm, 50.0), percentile(&mut rm, 50.0));
         let (cm99, rm99) = (percentile(&mut cm, 99.0), percentile(&mut rm, 99.0));
-        table.lower_is_better("L2 hit, sequential p50 (µs)", "µs", cm50, ("redis-rs GET + bincode decode", rm50), Some(1.10));
-        table.lower_is_better("L2 hit, sequential p99 (µs)", "µs", cm99, ("redis-rs GET + bincode decode", rm99), None);
+        table.lower_is_better(
+            "L2 hit, sequential p50 (µs)",
+            "µs",
+            cm50,
+            ("redis-rs GET + bincode decode", rm50),
+            Some(1.10),
+        );
+        table.lower_is_better(
+            "L2 hit, sequential p99 (µs)",
+            "µs",
+            cm99,
+            ("redis-rs GET + bincode decode", rm99),
+            None,
+        );
 
         // Throughput: 64 tasks over one connection, each key read once per pass.
         let (mut cm, mut rm) = (Vec::new(), Vec::new());
@@ -110,7 +131,11 @@ pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
                     t.await.unwrap();
                 }
                 let ops = order.len() as f64 / start.elapsed().as_secs_f64();
-                if ours { cm.push(ops) } else { rm.push(ops) }
+                if ours {
+                    cm.push(ops)
+                } else {
+                    rm.push(ops)
+                }
             }
         }
         // Diagnostic: the raw read plus what an L2 hit must also do, fill an L1 (moka).
@@ -130,7 +155,10 @@ pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
                     tokio::spawn(async move {
                         for id in chunk {
                             let user = raw_get(&mut conn, id).await;
-                            l1.insert(format!("bench:c1:k:user:{id}"), std::sync::Arc::new(user.clone()));
+                            l1.insert(
+                                format!("bench:c1:k:user:{id}"),
+                                std::sync::Arc::new(user.clone()),
+                            );
                             black_box(user);
                         }
                     })
@@ -182,7 +210,11 @@ pub fn miss(table: &mut Table, redis: &Redis, rounds: usize) {
 
                 let key = format!("rawmiss:{next}");
                 let start = Instant::now();
-                let found: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+                let found: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
                 assert!(found.is_none());
                 let _: Option<String> = redis::cmd("SET")
                     .arg(&key)
@@ -312,4 +344,3 @@ pub fn stampede(table: &mut Table, redis: &Redis, rounds: usize) {
         });
     });
 }
-

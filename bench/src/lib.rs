@@ -9,6 +9,7 @@
 //! counting allocator (which would distort timings) and measures memory per entry and
 //! allocations per hit.
 
+pub mod alternatives;
 pub mod l1;
 pub mod l2;
 pub mod model;

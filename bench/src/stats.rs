@@ -51,7 +51,14 @@ impl Table {
 
     /// A row comparing `ours` with `baseline` where lower is better, against `limit`
     /// (ours / baseline must be at most `limit`).
-    pub fn lower_is_better(&mut self, scenario: &str, unit: &str, ours: f64, baseline: (&str, f64), limit: Option<f64>) {
+    pub fn lower_is_better(
+        &mut self,
+        scenario: &str,
+        unit: &str,
+        ours: f64,
+        baseline: (&str, f64),
+        limit: Option<f64>,
+    ) {
         let ratio = ours / baseline.1;
         self.push(Row {
             scenario: scenario.into(),
@@ -64,7 +71,14 @@ impl Table {
     }
 
     /// A row where higher is better (throughput): ours / baseline must be at least `limit`.
-    pub fn higher_is_better(&mut self, scenario: &str, unit: &str, ours: f64, baseline: (&str, f64), limit: Option<f64>) {
+    pub fn higher_is_better(
+        &mut self,
+        scenario: &str,
+        unit: &str,
+        ours: f64,
+        baseline: (&str, f64),
+        limit: Option<f64>,
+    ) {
         let ratio = ours / baseline.1;
         self.push(Row {
             scenario: scenario.into(),

@@ -286,6 +286,19 @@ impl KeyCode {
         }
     }
 
+    /// A closure writing the key into the `&mut String` it is given.
+    /// `path` is an expression giving the function's path (for keys without a template).
+    fn writer(&self, path: TokenStream) -> TokenStream {
+        let writes = &self.writes;
+        quote! {
+            |__cachemacro_out: &mut ::cachemacro::__private::String| {
+                #[allow(unused_variables)]
+                let __cachemacro_path: &'static str = #path;
+                #writes
+            }
+        }
+    }
+
     /// A block evaluating to the key as a `String`, starting from `buffer`.
     /// `path` is an expression giving the function's path (for keys without a template).
     fn build(&self, buffer: TokenStream, path: TokenStream) -> TokenStream {
@@ -349,12 +362,8 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
     let scope = scope_tokens(args);
     let ttl = ttl_tokens(args);
     let version = args.version.unwrap_or(0);
-    let capacity = key.capacity;
     let name = func.sig.ident.to_string();
-    let build = key.build(
-        quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
-        quote!(::core::concat!(::core::module_path!(), "::", #name)),
-    );
+    let writer = key.writer(quote!(::core::concat!(::core::module_path!(), "::", #name)));
     let stmts = &func.block.stmts;
     // `if false { return <value of the declared type> }` pins the async block's output to the
     // declared return type, so a body of the wrong type is reported at the body's expression.
@@ -366,11 +375,14 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
         }
     };
     let call = quote_spanned! {ret_span=>
-        if let ::cachemacro::__private::Some(__cachemacro_value) =
-            ::cachemacro::__private::hit::<#mode, #ret>(__cachemacro_cache, &__cachemacro_key)
-        {
-            return __cachemacro_value;
-        }
+        let __cachemacro_key = match ::cachemacro::__private::lookup::<#mode, #ret>(
+            __cachemacro_cache,
+            #scope,
+            #writer,
+        ) {
+            ::cachemacro::__private::Ok(__cachemacro_value) => return __cachemacro_value,
+            ::cachemacro::__private::Err(__cachemacro_key) => __cachemacro_key,
+        };
         ::cachemacro::__private::load::<#mode, #ret, _>(
             __cachemacro_cache,
             __cachemacro_key,
@@ -385,7 +397,6 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
     };
     quote! {
         #cache
-        let __cachemacro_key = #build;
         #call
     }
 }

@@ -241,8 +241,8 @@ impl Cache {
                 out
             }
             Place::Scope(_) => {
-                let mut out = self.inner.layout.prefix(place);
-                out.reserve(extra);
+                let mut out = String::with_capacity(self.inner.unscoped_prefix.len() + 16 + extra);
+                self.inner.layout.write_prefix(place, &mut out);
                 out
             }
         }
@@ -250,6 +250,38 @@ impl Cache {
 
     pub(crate) fn prefix(&self, place: Place<'_>) -> String {
         self.inner.layout.prefix(place)
+    }
+
+    /// The hit path of generated code: writes the key for `place` with `write` into a
+    /// reused per-thread buffer and looks it up in L1, so a hit allocates nothing but the
+    /// clone of the value. A miss returns the key, owned, for the load.
+    #[inline]
+    pub(crate) fn lookup<T: CacheValue>(
+        &self,
+        place: Place<'_>,
+        write: impl FnOnce(&mut String),
+    ) -> Result<T, String> {
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
+        }
+        let mut write = Some(write);
+        let reused = KEY.with(|cell| {
+            // Re-entered (a `KeyPart` impl that runs a lookup itself): use a fresh buffer.
+            let mut key = cell.try_borrow_mut().ok()?;
+            key.clear();
+            self.inner.layout.write_prefix(place, &mut key);
+            (write.take()?)(&mut key);
+            Some(self.l1_get::<T>(&key).ok_or_else(|| key.clone()))
+        });
+        match (reused, write) {
+            (Some(result), _) => result,
+            (None, Some(write)) => {
+                let mut key = self.key_buffer(place, 64);
+                write(&mut key);
+                self.l1_get::<T>(&key).ok_or(key)
+            }
+            (None, None) => unreachable!("the key writer runs at most once"),
+        }
     }
 
     fn ttl_or_default(&self, ttl: Option<Duration>) -> Duration {
@@ -390,7 +422,9 @@ impl Cache {
         let ttl = self.ttl_or_default(ttl);
         let inner = &self.inner;
         let Some(l2) = &inner.l2 else {
-            inner.flights.insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
+            inner
+                .flights
+                .insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
             return Ok(());
         };
         let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0), ttl) {
@@ -399,7 +433,9 @@ impl Cache {
         };
         match stored {
             Ok(()) => {
-                inner.flights.insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
+                inner
+                    .flights
+                    .insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
                 Ok(())
             }
             Err(err) => {
@@ -412,11 +448,19 @@ impl Cache {
 
     /// Writes `bytes` under `skey` in L2 and tells the peers to drop their copy, in one
     /// round trip when the bus is on.
-    async fn write_l2(&self, l2: &L2, skey: &str, bytes: &[u8], ttl: Duration, operation: &'static str) -> Result<(), Error> {
+    async fn write_l2(
+        &self,
+        l2: &L2,
+        skey: &str,
+        bytes: &[u8],
+        ttl: Duration,
+        operation: &'static str,
+    ) -> Result<(), Error> {
         let result = match &self.inner.bus {
             Some(bus) => {
                 let message = bus.payload(&Message::Remove(skey.to_owned()));
-                l2.set_and_publish(skey, bytes, ttl, bus.channel(), &message).await
+                l2.set_and_publish(skey, bytes, ttl, bus.channel(), &message)
+                    .await
             }
             None => l2.set(skey, bytes, ttl).await,
         };
@@ -483,12 +527,6 @@ impl Cache {
         self.inner.l1.get(skey).is_some()
     }
 
-    /// The L1 value under `skey` if it is a `T`.
-    #[inline]
-    pub(crate) fn l1_value<T: CacheValue>(&self, skey: &str) -> Option<T> {
-        self.l1_get(skey)
-    }
-
     #[inline]
     fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
         let value = self.inner.l1.get(skey)?.downcast::<T>()?;
@@ -516,7 +554,13 @@ impl Cache {
     }
 
     /// The miss path: join or lead the flight for `skey`.
-    pub(crate) async fn load<M, R, F>(&self, skey: String, ttl: Option<Duration>, version: u32, fut: F) -> R
+    pub(crate) async fn load<M, R, F>(
+        &self,
+        skey: String,
+        ttl: Option<Duration>,
+        version: u32,
+        fut: F,
+    ) -> R
     where
         M: Mode<R>,
         F: Future<Output = R>,

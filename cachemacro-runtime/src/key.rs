@@ -306,16 +306,21 @@ impl Layout {
     /// The prefix shared by every key of `place`.
     pub(crate) fn prefix(&self, place: Place<'_>) -> String {
         let mut out = String::with_capacity(self.root.len() + 16);
+        self.write_prefix(place, &mut out);
+        out
+    }
+
+    /// Appends the prefix shared by every key of `place` to `out`.
+    pub(crate) fn write_prefix(&self, place: Place<'_>, out: &mut String) {
         out.push_str(&self.root);
         match place {
             Place::Unscoped => out.push_str("k:"),
             Place::Scope(name) => {
                 out.push_str("s:");
-                write_text(name, &mut out);
+                write_text(name, out);
                 out.push(':');
             }
         }
-        out
     }
 }
 

@@ -46,7 +46,7 @@ pub mod __private {
     pub use crate::output::{Always, Mode, OkOnly, SomeOnly};
     pub use crate::{Cache, Error, KeyPart};
     pub use core::option::Option::{self, None, Some};
-    pub use core::result::Result;
+    pub use core::result::Result::{self, Err, Ok};
     pub use core::time::Duration;
     pub use std::string::String;
 
@@ -94,10 +94,15 @@ pub mod __private {
         cache.key_buffer(place(scope), extra)
     }
 
-    /// The hit path of a cached function: the L1 value, if present and of the right type.
+    /// The hit path of a cached function: `Ok` with the L1 value when present and of the
+    /// right type, else `Err` with the storage key for [`load`].
     #[inline]
-    pub fn hit<M: Mode<R>, R>(cache: &Cache, storage_key: &str) -> Option<R> {
-        cache.l1_value::<M::Value>(storage_key).map(M::wrap)
+    pub fn lookup<M: Mode<R>, R>(
+        cache: &Cache,
+        scope: Option<&str>,
+        write: impl FnOnce(&mut String),
+    ) -> Result<R, String> {
+        cache.lookup::<M::Value>(place(scope), write).map(M::wrap)
     }
 
     /// The miss path of a cached function: single flight, L2, the body. Boxed, so that the
