@@ -1,14 +1,106 @@
-//! Memory per entry and allocations per hit, under a counting allocator:
-//! `cargo bench -p cachemacro-bench --bench memory`.
+//! Memory per entry and heap allocations per hit, under a counting allocator (which would
+//! distort the timings, hence a bench of its own): `cargo bench -p cachemacro-bench --bench memory`.
 
 use std::alloc::System;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
 
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use cachemacro::Cache;
+use cachemacro_bench::l1::{cm_user, RawMoka};
+use cachemacro_bench::model::{user, User};
+use cachemacro_bench::report;
+use cachemacro_bench::stats::Table;
+use stats_alloc::{Stats, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Bytes currently allocated.
+fn live(stats: &Stats) -> i64 {
+    stats.bytes_allocated as i64 - stats.bytes_deallocated as i64 + stats.bytes_reallocated as i64
+}
+
+/// Heap bytes per entry of a cachemacro L1 holding `n` users.
+async fn cachemacro_bytes_per_entry(n: u64) -> f64 {
+    let before = live(&GLOBAL.stats());
+    let cache = Cache::builder()
+        .namespace("bench")
+        .l1_capacity(2 * n)
+        .default_ttl(Duration::from_secs(600))
+        .build_in_memory()
+        .expect("valid settings");
+    for id in 0..n {
+        cache.set(&format!("user:{id}"), user(id), None).await.unwrap();
+    }
+    assert!(cache.local_entry_count() >= n * 99 / 100);
+    let after = live(&GLOBAL.stats());
+    black_box(&cache);
+    (after - before) as f64 / n as f64
+}
+
+/// Heap bytes per entry of a raw moka cache holding the same `Arc<User>` under the same keys.
+async fn raw_bytes_per_entry(n: u64) -> f64 {
+    let before = live(&GLOBAL.stats());
+    let raw: moka::future::Cache<String, Arc<User>> = moka::future::Cache::builder()
+        .max_capacity(2 * n)
+        .time_to_live(Duration::from_secs(600))
+        .build();
+    for id in 0..n {
+        raw.insert(format!("bench:c1:k:user:{id}"), Arc::new(user(id))).await;
+    }
+    raw.run_pending_tasks().await;
+    assert!(raw.entry_count() >= n * 99 / 100);
+    let after = live(&GLOBAL.stats());
+    black_box(&raw);
+    (after - before) as f64 / n as f64
+}
+
 fn main() {
-    let _ = Region::new(GLOBAL);
-    println!("memory bench: to do");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut table = Table::default();
+    rt.block_on(async {
+        for n in [1_000u64, 100_000, 1_000_000] {
+            let ours = cachemacro_bytes_per_entry(n).await;
+            let raw = raw_bytes_per_entry(n).await;
+            table.lower_is_better(
+                &format!("heap per entry at {n} entries (bytes)"),
+                "B",
+                ours,
+                ("raw moka::future holding Arc<User>", raw),
+                Some(1.3),
+            );
+        }
+
+        // Allocations per L1 hit: the clone of the value (two Strings) is the floor.
+        let raw = RawMoka::default();
+        for id in 0..1_000 {
+            cm_user(id).await;
+            raw.get(id).await;
+        }
+        raw.settle().await;
+        let hits = 100_000u64;
+        let count = |f: &dyn Fn() -> Stats| {
+            let s = f();
+            s.allocations as f64 + s.reallocations as f64
+        };
+        let before = count(&|| GLOBAL.stats());
+        for i in 0..hits {
+            black_box(cm_user(i % 1_000).await);
+        }
+        let ours = (count(&|| GLOBAL.stats()) - before) / hits as f64;
+        let before = count(&|| GLOBAL.stats());
+        for i in 0..hits {
+            black_box(raw.get(i % 1_000).await);
+        }
+        let base = (count(&|| GLOBAL.stats()) - before) / hits as f64;
+        table.lower_is_better(
+            "heap allocations per L1 hit (cloning the value takes 2)",
+            "allocs",
+            ours,
+            ("raw moka::future get + clone", base),
+            None,
+        );
+    });
+    report("memory", "Memory", &table.markdown());
 }
