@@ -12,8 +12,11 @@
 //! ```text
 //! pub async fn get_user(id: u64) -> Result<User, DbError> {
 //!     let cache = global();
-//!     let key = { let mut out = key_buffer(cache, None, 13); out.push_str("user:"); id.write_key_part(&mut out); out };
-//!     read_through::<OkOnly, Result<User, DbError>, _>(cache, key, Some(ttl), async move { body }).await
+//!     let key = match lookup::<OkOnly, Result<User, DbError>>(cache, None, |out| { out.push_str("user:"); id.write_key_part(out); }) {
+//!         Ok(hit) => return hit,       // L1 hit: the key was built in a reused buffer
+//!         Err(key) => key,             // miss: the owned key
+//!     };
+//!     load::<OkOnly, Result<User, DbError>, _>(cache, key, Some(ttl), 0, async move { body }).await
 //! }
 //! pub mod get_user {
 //!     use super::*;
