@@ -31,7 +31,10 @@ async fn cachemacro_bytes_per_entry(n: u64) -> f64 {
         .build_in_memory()
         .expect("valid settings");
     for id in 0..n {
-        cache.set(&format!("user:{id}"), user(id), None).await.unwrap();
+        cache
+            .set(&format!("user:{id}"), user(id), None)
+            .await
+            .unwrap();
     }
     assert!(cache.local_entry_count() >= n * 99 / 100);
     let after = live(&GLOBAL.stats());
@@ -47,7 +50,8 @@ async fn raw_bytes_per_entry(n: u64) -> f64 {
         .time_to_live(Duration::from_secs(600))
         .build();
     for id in 0..n {
-        raw.insert(format!("bench:c1:k:user:{id}"), Arc::new(user(id))).await;
+        raw.insert(format!("bench:c1:k:user:{id}"), Arc::new(user(id)))
+            .await;
     }
     raw.run_pending_tasks().await;
     assert!(raw.entry_count() >= n * 99 / 100);
@@ -57,7 +61,10 @@ async fn raw_bytes_per_entry(n: u64) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut table = Table::default();
     rt.block_on(async {
         for n in [1_000u64, 100_000, 1_000_000] {

@@ -9,7 +9,7 @@ use syn::{Expr, Ident, Lit, LitStr, Token};
 use crate::errors::Errors;
 
 /// The names `#[cached]` accepts, in the order error messages list them.
-const KNOWN: &str = "`key`, `ttl`, `scope`, `cache`, `cache_none`, `version`";
+const KNOWN: &str = "`key`, `ttl`, `scope`, `cache`, `cache_none`, `version`, `tags`";
 
 /// The parsed, validated arguments.
 #[derive(Default)]
@@ -26,6 +26,8 @@ pub(crate) struct Args {
     pub(crate) cache_none: Option<Span>,
     /// The schema version of the cached type, part of its fingerprint in Redis.
     pub(crate) version: Option<u32>,
+    /// Tag templates.
+    pub(crate) tags: Vec<LitStr>,
 }
 
 /// One `name = value` or bare `name`, before validation.
@@ -97,6 +99,18 @@ impl Args {
                         other => errors.spanned(other, "`cache_none` takes `true` or `false`"),
                     },
                     Some(other) => errors.spanned(other, "`cache_none` takes `true` or `false`"),
+                },
+                "tags" => match &arg.value {
+                    Some(Expr::Array(array)) => {
+                        for element in &array.elems {
+                            match element {
+                                Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => args.tags.push(s.clone()),
+                                other => errors.spanned(other, "each tag is a template string, as in `tags = [\"user:<user_id>\"]`"),
+                            }
+                        }
+                    }
+                    Some(other) => errors.spanned(other, "`tags` takes a list of templates, as in `tags = [\"user:<user_id>\"]`"),
+                    None => errors.spanned(&arg.name, "`tags` needs a list of templates, as in `tags = [\"user:<user_id>\"]`"),
                 },
                 "version" => match &arg.value {
                     Some(Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. })) => match i.base10_parse::<u32>() {

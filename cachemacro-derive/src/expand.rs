@@ -58,31 +58,36 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
     let mode = mode(&func, &args, &mut errors);
 
     // The key: the template's pieces, or the function's path and every argument.
-    let pieces = match &args.key {
-        Some(lit) => match template::parse(&lit.value()) {
-            Ok(pieces) => {
-                check_holes(
-                    &pieces,
-                    &params,
-                    &reported,
-                    &func.sig.ident,
-                    lit,
-                    &mut errors,
-                );
-                pieces
-            }
-            Err(message) => {
-                errors.spanned(lit, message);
-                Vec::new()
-            }
-        },
-        None => Vec::new(),
+    let mut parse = |lit: &syn::LitStr| match template::parse(&lit.value()) {
+        Ok(pieces) => {
+            check_holes(
+                &pieces,
+                &params,
+                &reported,
+                &func.sig.ident,
+                lit,
+                &mut errors,
+            );
+            pieces
+        }
+        Err(message) => {
+            errors.spanned(lit, message);
+            Vec::new()
+        }
     };
+    let pieces = args.key.as_ref().map(&mut parse).unwrap_or_default();
+    let tag_pieces: Vec<Vec<Piece>> = args.tags.iter().map(&mut parse).collect();
     errors.finish()?;
     let mode = mode.unwrap_or(Mode::Always);
 
-    let key = KeyCode::new(&args, &pieces, &params, &func);
-    let body = body(&func, &args, &key, &mode);
+    let key = KeyCode::new(args.key.as_ref(), &pieces, &params, &func);
+    let tags: Vec<KeyCode> = args
+        .tags
+        .iter()
+        .zip(&tag_pieces)
+        .map(|(lit, pieces)| KeyCode::new(Some(lit), pieces, &params, &func))
+        .collect();
+    let body = body(&func, &args, &key, &tags, &mode);
     let companion = companion(&func, &args, &key, &params);
 
     let ItemFn {
@@ -213,7 +218,13 @@ struct KeyCode {
 }
 
 impl KeyCode {
-    fn new(args: &Args, pieces: &[Piece], params: &[Param], func: &ItemFn) -> Self {
+    /// The code for `template` (`None`: the function's path and every argument).
+    fn new(
+        template: Option<&syn::LitStr>,
+        pieces: &[Piece],
+        params: &[Param],
+        func: &ItemFn,
+    ) -> Self {
         let mut writes = TokenStream::new();
         let mut capacity = 0;
         let mut used = HashSet::new();
@@ -222,7 +233,7 @@ impl KeyCode {
                 ::cachemacro::__private::KeyPart::write_key_part(&#expr, __cachemacro_out);
             }
         };
-        match &args.key {
+        match template {
             Some(lit) => {
                 for piece in pieces {
                     match piece {
@@ -351,7 +362,7 @@ fn cache_binding(args: &Args) -> TokenStream {
 }
 
 /// The new body of the cached function.
-fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
+fn body(func: &ItemFn, args: &Args, key: &KeyCode, tags: &[KeyCode], mode: &Mode) -> TokenStream {
     let (ret, ret_span) = match &func.sig.output {
         ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
         ReturnType::Default => (quote!(()), Span::call_site()),
@@ -366,7 +377,27 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
     let ttl = ttl_tokens(args);
     let version = args.version.unwrap_or(0);
     let name = func.sig.ident.to_string();
-    let writer = key.writer(quote!(::core::concat!(::core::module_path!(), "::", #name)));
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let writer = key.writer(path.clone());
+    // The tags, written only on a miss.
+    let tags = if tags.is_empty() {
+        quote!(::cachemacro::__private::Vec::new())
+    } else {
+        let count = tags.len();
+        let tags = tags.iter().map(|tag| {
+            let writer = tag.writer(path.clone());
+            quote! {{
+                let mut __cachemacro_tag = ::cachemacro::__private::String::new();
+                (#writer)(&mut __cachemacro_tag);
+                __cachemacro_tag
+            }}
+        });
+        quote! {{
+            let mut __cachemacro_tags = ::cachemacro::__private::Vec::with_capacity(#count);
+            #( __cachemacro_tags.push(#tags); )*
+            __cachemacro_tags
+        }}
+    };
     let stmts = &func.block.stmts;
     // `if false { return <value of the declared type> }` pins the async block's output to the
     // declared return type, so a body of the wrong type is reported at the body's expression.
@@ -391,6 +422,7 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, mode: &Mode) -> TokenStream {
             __cachemacro_key,
             #ttl,
             #version,
+            #tags,
             async move {
                 #pin_return
                 #(#stmts)*

@@ -272,6 +272,8 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
             tombstone_ttl: self.tombstone_ttl,
             instance,
+            local_versions: Default::default(),
+            local_tags: Default::default(),
         })
     }
 }

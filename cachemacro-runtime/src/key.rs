@@ -32,6 +32,14 @@
 //! <namespace>:c1:s:<scope>:<key>     a key in a scope
 //! ```
 //!
+//! and, beside the values,
+//!
+//! ```text
+//! <namespace>:c1:v:<group>           a group version (`Cache::version`, `Cache::bump_version`)
+//! <namespace>:c1:t:<tag>             the keys that depend on a tag (`#[cached(tags = ...)]`)
+//! <namespace>:c1:bus                 the invalidation bus's pub/sub channel
+//! ```
+//!
 //! `c1` is the layout version, so a later layout can live beside this one during a rolling
 //! deploy. The namespace and the scope name are escaped with the encoding above, so no pair
 //! of (scope, key) can collide with another, whatever the names.
@@ -301,6 +309,24 @@ impl Layout {
     /// The prefix shared by every key of this namespace.
     pub(crate) fn root(&self) -> &str {
         &self.root
+    }
+
+    /// The key of the version counter of `group`.
+    pub(crate) fn version_key(&self, group: &str) -> String {
+        let mut out = String::with_capacity(self.root.len() + 2 + group.len());
+        out.push_str(&self.root);
+        out.push_str("v:");
+        write_text(group, &mut out);
+        out
+    }
+
+    /// The key of the set of storage keys that depend on `tag`.
+    pub(crate) fn tag_key(&self, tag: &str) -> String {
+        let mut out = String::with_capacity(self.root.len() + 2 + tag.len());
+        out.push_str(&self.root);
+        out.push_str("t:");
+        out.push_str(tag);
+        out
     }
 
     /// The prefix shared by every key of `place`.

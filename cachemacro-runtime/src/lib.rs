@@ -49,6 +49,7 @@ pub mod __private {
     pub use core::result::Result::{self, Err, Ok};
     pub use core::time::Duration;
     pub use std::string::String;
+    pub use std::vec::Vec;
 
     use crate::key::Place;
 
@@ -113,6 +114,7 @@ pub mod __private {
         storage_key: String,
         ttl: Option<Duration>,
         version: u32,
+        tags: Vec<String>,
         fut: F,
     ) -> std::pin::Pin<Box<impl Future<Output = R> + 'a>>
     where
@@ -120,7 +122,8 @@ pub mod __private {
         R: 'a,
         F: Future<Output = R> + 'a,
     {
-        Box::pin(cache.load::<M, R, F>(storage_key, ttl, version, fut))
+        let options = crate::cache::LoadOptions { ttl, version, tags };
+        Box::pin(cache.load::<M, R, F>(storage_key, options, fut))
     }
 
     /// `remove_cached`.

@@ -85,7 +85,7 @@ impl Scope {
         Fut: Future<Output = T>,
     {
         self.cache
-            .read_through::<Always, T, _>(self.storage_key(key), ttl.into(), 0, async move {
+            .read_through::<Always, T, _>(self.storage_key(key), ttl.into(), async move {
                 loader().await
             })
             .await
@@ -108,7 +108,6 @@ impl Scope {
             .read_through::<OkOnly, Result<T, E>, _>(
                 self.storage_key(key),
                 ttl.into(),
-                0,
                 async move { loader().await },
             )
             .await
@@ -128,6 +127,12 @@ impl Scope {
     /// TTL. See [`Cache::clear`].
     pub async fn clear(&self) -> Result<(), Error> {
         self.cache.clear_at(&self.cache.prefix(self.place())).await
+    }
+
+    /// Deletes this scope's entries from Redis, then clears the scope in this process's L1
+    /// and every peer's. Returns how many Redis keys were deleted. See [`Cache::purge`].
+    pub async fn purge(&self) -> Result<u64, Error> {
+        self.cache.purge_at(&self.cache.prefix(self.place())).await
     }
 
     /// Clears this scope in this process's L1 only.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -21,8 +22,18 @@ impl RedisServer {
     ///
     /// Panics (failing the test) when `redis-server` is not installed or does not start.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments, such as
+    /// `["--maxmemory", "2mb"]`.
+    pub fn start_with(args: &[&str]) -> Self {
         let port = free_port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            child: None,
+            extra: args.iter().map(|a| a.to_string()).collect(),
+        };
         server.spawn();
         server
     }
@@ -41,6 +52,7 @@ impl RedisServer {
                 "--protected-mode",
                 "no",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,144 @@
+//! Invalidating groups of keys at once: group versions (the seeds' *versioned keys*) and
+//! namespace purge.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cachemacro::{cached, Cache};
+use cachemacro_tests::{current, eventually, instance, on, RedisServer};
+use redis::AsyncCommands;
+
+static ITEM_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "catalog:v<version>:item:<id>", cache = current())]
+async fn item(version: u64, id: u64) -> String {
+    ITEM_LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("item {id} as of catalog v{version}")
+}
+
+/// Reads item `id` at the catalog's current version, as an application would.
+async fn current_item(cache: &Cache, id: u64) -> String {
+    let version = cache.version("catalog").await.unwrap();
+    on(cache, item(version, id)).await
+}
+
+#[tokio::test]
+async fn one_version_bump_retires_every_key_of_the_group_on_every_instance() {
+    let server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    for id in 0..3 {
+        assert_eq!(
+            current_item(&a, id).await,
+            format!("item {id} as of catalog v0")
+        );
+        assert_eq!(
+            current_item(&b, id).await,
+            format!("item {id} as of catalog v0")
+        );
+    }
+    assert_eq!(
+        ITEM_LOADS.load(Ordering::SeqCst),
+        3,
+        "B read A's values from Redis"
+    );
+
+    assert_eq!(a.bump_version("catalog").await.unwrap(), 1);
+    for id in 0..3 {
+        assert_eq!(
+            current_item(&b, id).await,
+            format!("item {id} as of catalog v1")
+        );
+    }
+    assert_eq!(
+        ITEM_LOADS.load(Ordering::SeqCst),
+        6,
+        "every item of the group reloaded"
+    );
+    assert_eq!(a.version("other-group").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn group_versions_work_in_memory_too() {
+    let cache = Cache::in_memory();
+    assert_eq!(cache.version("g").await.unwrap(), 0);
+    cache.set("g:v0:k", 1u8, None).await.unwrap();
+    assert_eq!(cache.bump_version("g").await.unwrap(), 1);
+    assert_eq!(cache.bump_version("g").await.unwrap(), 2);
+    let v = cache.version("g").await.unwrap();
+    assert_eq!(cache.get::<u8>(&format!("g:v{v}:k")).await.unwrap(), None);
+}
+
+async fn redis_keys(server: &RedisServer, pattern: &str) -> Vec<String> {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = conn.keys(pattern).await.unwrap();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn purge_deletes_the_namespace_in_redis_and_clears_every_instance() {
+    let server = RedisServer::start();
+    let a = instance(&server, "shop").await;
+    let b = instance(&server, "shop").await;
+    // Names with glob characters must not widen the purge.
+    let other = instance(&server, "shop*").await;
+    for i in 0..50u32 {
+        a.set(&format!("k:{i}"), i, None).await.unwrap();
+        a.scope("users").set(&i.to_string(), i, None).await.unwrap();
+    }
+    other.set("k:1", 1u32, None).await.unwrap();
+    a.bump_version("catalog").await.unwrap();
+    // B reads k:1 into its L1 (again, if A's own `set` messages arrive after B's read).
+    for _ in 0..100 {
+        assert_eq!(b.get::<u32>("k:1").await.unwrap(), Some(1));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if b.contains_local("k:1") {
+            break;
+        }
+    }
+    assert!(b.contains_local("k:1"));
+
+    let deleted = a.purge().await.unwrap();
+    assert_eq!(
+        deleted, 101,
+        "50 keys, 50 scoped keys and the version counter"
+    );
+    assert!(redis_keys(&server, "shop:*").await.is_empty());
+    assert_eq!(redis_keys(&server, "shop%2A:*").await, ["shop%2A:c1:k:k:1"]);
+    assert!(
+        eventually(std::time::Duration::from_secs(3), || !b
+            .contains_local("k:1"))
+        .await
+    );
+    assert_eq!(other.get::<u32>("k:1").await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn scope_purge_deletes_only_that_scope() {
+    let server = RedisServer::start();
+    let a = instance(&server, "shop").await;
+    a.scope("users").set("1", 1u8, None).await.unwrap();
+    a.scope("users").set("2", 2u8, None).await.unwrap();
+    a.scope("users-archive").set("1", 3u8, None).await.unwrap();
+    a.set("users:1", 4u8, None).await.unwrap();
+
+    assert_eq!(a.scope("users").purge().await.unwrap(), 2);
+    assert_eq!(a.scope("users").get::<u8>("1").await.unwrap(), None);
+    assert_eq!(
+        a.scope("users-archive").get::<u8>("1").await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(a.get::<u8>("users:1").await.unwrap(), Some(4));
+}
+
+#[tokio::test]
+async fn purge_without_redis_clears_memory() {
+    let cache = Cache::in_memory();
+    cache.set("k", 1u8, None).await.unwrap();
+    assert_eq!(cache.purge().await.unwrap(), 0);
+    assert!(!cache.contains_local("k"));
+}

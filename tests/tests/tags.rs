@@ -1,0 +1,131 @@
+//! Tags: dependency tracking. A list that embeds user 1 is invalidated together with user 1
+//! (the seeds' "partial keys" gotcha), on every instance.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cachemacro::{cached, Cache};
+use cachemacro_tests::{current, eventually, instance, on, RedisServer};
+use once_cell::sync::Lazy;
+use tokio::sync::Semaphore;
+
+/// The pretend database: user names, per test table.
+static NAMES: Lazy<Mutex<HashMap<(String, u64), String>>> = Lazy::new(Default::default);
+
+fn name(table: &str, id: u64) -> String {
+    NAMES
+        .lock()
+        .unwrap()
+        .get(&(table.to_owned(), id))
+        .cloned()
+        .unwrap_or_else(|| format!("user{id}"))
+}
+
+fn rename(table: &str, id: u64, to: &str) {
+    NAMES
+        .lock()
+        .unwrap()
+        .insert((table.to_owned(), id), to.to_owned());
+}
+
+#[cached(key = "profile:<id>", tags = ["user:<id>"], cache = current())]
+async fn profile(id: u64) -> String {
+    name("tags", id)
+}
+
+/// A list that embeds users 1..=n: it depends on each of them.
+#[cached(key = "team:<team>", tags = ["team:<team>", "user:1", "user:2"], cache = current())]
+async fn team(team: u64) -> Vec<String> {
+    vec![name("tags", 1), name("tags", 2), format!("team {team}")]
+}
+
+#[tokio::test]
+async fn invalidating_a_tag_removes_every_dependent_entry_on_every_instance() {
+    let server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    for cache in [&a, &b] {
+        on(cache, profile(1)).await;
+        on(cache, profile(2)).await;
+        on(cache, team(7)).await;
+    }
+    assert!(b.contains_local("team:7") && b.contains_local("profile:1"));
+
+    rename("tags", 1, "Ada");
+    assert_eq!(
+        a.invalidate_tag("user:1").await.unwrap(),
+        2,
+        "profile:1 and team:7"
+    );
+    let peers_dropped = eventually(Duration::from_secs(3), || {
+        !b.contains_local("profile:1") && !b.contains_local("team:7")
+    });
+    assert!(peers_dropped.await);
+    assert!(
+        b.contains_local("profile:2"),
+        "entries without the tag stay"
+    );
+    for cache in [&a, &b] {
+        assert_eq!(on(cache, profile(1)).await, "Ada");
+        assert_eq!(
+            on(cache, team(7)).await[0],
+            "Ada",
+            "the list that embeds user 1 is fresh"
+        );
+    }
+    // The reloads registered again: a second invalidation finds them.
+    assert_eq!(a.invalidate_tag("user:1").await.unwrap(), 2);
+    assert_eq!(a.invalidate_tag("user:404").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn tags_work_in_memory() {
+    let cache = Cache::in_memory();
+    on(&cache, profile(5)).await;
+    assert!(cache.contains_local("profile:5"));
+    assert_eq!(cache.invalidate_tag("user:5").await.unwrap(), 1);
+    assert!(!cache.contains_local("profile:5"));
+}
+
+static GATE_ENTERED: Semaphore = Semaphore::const_new(0);
+static GATE_RELEASE: Semaphore = Semaphore::const_new(0);
+static SLOW_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "slow-profile:<id>", tags = ["user:<id>"], cache = current())]
+async fn slow_profile(id: u64) -> String {
+    let value = name("race", id);
+    if SLOW_LOADS.fetch_add(1, Ordering::SeqCst) == 0 {
+        GATE_ENTERED.add_permits(1);
+        GATE_RELEASE.acquire().await.unwrap().forget();
+    }
+    value
+}
+
+#[tokio::test]
+async fn a_tag_invalidation_during_a_load_on_another_instance_is_not_undone() {
+    let server = RedisServer::start();
+    let reader = instance(&server, "app").await;
+    let writer = instance(&server, "app").await;
+    let pending = tokio::spawn({
+        let reader = reader.clone();
+        async move { on(&reader, slow_profile(3)).await }
+    });
+    GATE_ENTERED.acquire().await.unwrap().forget();
+    rename("race", 3, "new");
+    assert_eq!(
+        writer.invalidate_tag("user:3").await.unwrap(),
+        1,
+        "the load in flight is registered"
+    );
+    GATE_RELEASE.add_permits(1);
+    assert_eq!(pending.await.unwrap(), "user3");
+    for cache in [&writer, &reader] {
+        assert_eq!(
+            on(cache, slow_profile(3)).await,
+            "new",
+            "nothing stale was stored"
+        );
+    }
+}
