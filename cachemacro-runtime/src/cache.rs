@@ -7,12 +7,12 @@ use std::time::Duration;
 use crate::builder::CacheBuilder;
 use crate::bus::{Bus, Message};
 use crate::codec::{self, Codec, CodecError};
-use crate::envelope::{self, Stored};
-use crate::flight::{Flights, Leader, Role};
+use crate::envelope;
+use crate::flight::Flights;
 use crate::key::{Layout, Place};
 use crate::l1::{Entry, L1};
 use crate::l2::L2;
-use crate::output::{Always, CacheValue, Mode, OkOnly};
+use crate::output::{Always, CacheValue, OkOnly};
 use crate::scope::Scope;
 use crate::Error;
 
@@ -36,7 +36,7 @@ use crate::Error;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -61,35 +61,6 @@ pub(crate) struct Inner {
     /// Tag -> storage keys, when there is no Redis to hold them.
     pub(crate) local_tags:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
-}
-
-/// How a miss loads and stores a value.
-#[derive(Clone, Debug, Default)]
-pub struct LoadOptions {
-    /// The TTL; `None`: the cache's default.
-    pub ttl: Option<Duration>,
-    /// The schema version of the value's type (`#[cached(version = N)]`).
-    pub version: u32,
-    /// The tags the entry depends on (`#[cached(tags = [...])]`), see
-    /// [`Cache::invalidate_tag`].
-    pub tags: Vec<String>,
-}
-
-/// What L2 held when a load began; the fill stores only if it still holds the same.
-enum Seen {
-    /// L2 is not configured, or could not be read: fill L1 only.
-    Unknown,
-    Absent,
-    /// A tombstone, or a value this reader cannot use (corrupt, another type, an old layout).
-    Bytes(Vec<u8>),
-}
-
-/// The outcome of an L2 read.
-enum Lookup<T> {
-    /// A value, and how long L1 may keep it.
-    Hit(Arc<T>, Option<Duration>),
-    Miss(Seen),
-    Failed(Error),
 }
 
 impl std::fmt::Debug for Cache {
@@ -215,178 +186,6 @@ impl Cache {
         self.clear_at("").await
     }
 
-    /// Deletes every entry of this cache's namespace from Redis (a `SCAN` + `UNLINK` over
-    /// `<namespace>:*`, in batches that do not block the server), then clears this process's
-    /// L1 and every peer's. Returns how many Redis keys were deleted (0 without Redis).
-    ///
-    /// This is the seeds' *namespace purge*: for starting afresh after a migration, or for
-    /// tests. It is not how a write invalidates (use [`remove`](Self::remove), a group
-    /// [`version`](Self::version) or tags): a load in flight while it runs may store what it
-    /// loaded.
-    pub async fn purge(&self) -> Result<u64, Error> {
-        self.purge_at(self.inner.layout.root()).await
-    }
-
-    pub(crate) async fn purge_at(&self, prefix: &str) -> Result<u64, Error> {
-        let deleted = match &self.inner.l2 {
-            // The prefix is escaped (see `key`), so it holds no glob characters of its own.
-            Some(l2) => l2
-                .scan_unlink(&format!("{prefix}*"))
-                .await
-                .map_err(|e| Error::redis("purge", e))?,
-            None => 0,
-        };
-        let prefix = if prefix == self.inner.layout.root() {
-            ""
-        } else {
-            prefix
-        };
-        self.clear_at(prefix).await?;
-        Ok(deleted)
-    }
-
-    /// The current version of `group`: 0 until [`bump_version`](Self::bump_version) is first
-    /// called. Put it in the keys of everything in the group, and one bump retires them all
-    /// at once (the *versioned keys* pattern):
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
-    /// # let cache = cachemacro_runtime::Cache::in_memory();
-    /// let v = cache.version("catalog").await?;
-    /// cache.set(&format!("catalog:v{v}:item:1"), "chair".to_string(), None).await?;
-    ///
-    /// cache.bump_version("catalog").await?; // the catalog changed
-    /// let v = cache.version("catalog").await?;
-    /// assert_eq!(cache.get::<String>(&format!("catalog:v{v}:item:1")).await?, None);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// With `#[cached]`, take the version as an argument: `#[cached(key =
-    /// "catalog:v<version>:<id>")] async fn item(version: u64, id: u64)`. Entries of older
-    /// versions are never read again and end with their TTL. With Redis the counter is
-    /// shared by every instance; reading it costs one `GET`.
-    pub async fn version(&self, group: &str) -> Result<u64, Error> {
-        let key = self.inner.layout.version_key(group);
-        match &self.inner.l2 {
-            Some(l2) => l2
-                .counter(&key)
-                .await
-                .map_err(|e| Error::redis("read version", e)),
-            None => Ok(self.local_versions().get(&key).copied().unwrap_or(0)),
-        }
-    }
-
-    /// Moves `group` to its next version, retiring every entry keyed with an older one; returns
-    /// the new version. See [`version`](Self::version).
-    pub async fn bump_version(&self, group: &str) -> Result<u64, Error> {
-        let key = self.inner.layout.version_key(group);
-        match &self.inner.l2 {
-            Some(l2) => l2
-                .increment(&key)
-                .await
-                .map_err(|e| Error::redis("bump version", e)),
-            None => {
-                let mut versions = self.local_versions();
-                let version = versions.entry(key).or_insert(0);
-                *version += 1;
-                Ok(*version)
-            }
-        }
-    }
-
-    fn local_versions(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
-        self.inner
-            .local_versions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Removes, everywhere, every entry that depends on `tag`: the seeds' *dependency
-    /// tracking*. A function declares its tags as templates, `#[cached(key =
-    /// "orders:<user_id>", tags = ["user:<user_id>"])]`; `invalidate_tag("user:42")` then
-    /// removes the orders of user 42 together with anything else tagged `user:42`, here and
-    /// on every instance. Returns how many entries were removed.
-    ///
-    /// Tags are registered when a load begins (in the same round trip as the L2 read), so an
-    /// invalidation that comes while a load is in flight finds it, and the load's fill then
-    /// fails as it does after [`remove`](Self::remove).
-    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
-        let tag_key = self.inner.layout.tag_key(tag);
-        let Some(l2) = &self.inner.l2 else {
-            let keys = self.local_tags().remove(&tag_key).unwrap_or_default();
-            for key in &keys {
-                self.remove_local_at(key);
-            }
-            return Ok(keys.len() as u64);
-        };
-        let keys = l2
-            .take_members(&tag_key)
-            .await
-            .map_err(|e| Error::redis("invalidate tag", e))?;
-        let tombstone = envelope::tombstone(self.inner.instance);
-        let messages: Vec<String> = match &self.inner.bus {
-            Some(bus) => keys
-                .iter()
-                .map(|k| bus.payload(&Message::Remove(k.clone())))
-                .collect(),
-            None => Vec::new(),
-        };
-        let mut result = Ok(());
-        for (keys, messages) in keys.chunks(500).zip(
-            messages
-                .chunks(500)
-                .map(Some)
-                .chain(std::iter::repeat(None)),
-        ) {
-            let channel = self.inner.bus.as_ref().map(Bus::channel);
-            let written = l2
-                .tombstone_all(
-                    keys,
-                    &tombstone,
-                    self.inner.tombstone_ttl,
-                    channel,
-                    messages.unwrap_or(&[]),
-                )
-                .await;
-            if let Err(err) = written {
-                result = Err(Error::redis("invalidate tag", err));
-            }
-        }
-        for key in &keys {
-            self.remove_local_at(key);
-        }
-        result.map(|()| keys.len() as u64)
-    }
-
-    /// Records, without Redis, that `skey` depends on each of `tag_keys`.
-    fn register_local_tags(&self, tag_keys: &[String], skey: &str) {
-        if tag_keys.is_empty() {
-            return;
-        }
-        let mut tags = self.local_tags();
-        for tag in tag_keys {
-            let keys = tags.entry(tag.clone()).or_default();
-            keys.insert(skey.to_owned());
-            // Keys whose entries expired or were evicted stay listed until the tag is
-            // invalidated; prune them when a tag grows large.
-            if keys.len() > 4096 {
-                keys.retain(|k| self.contains_local_at(k));
-            }
-        }
-    }
-
-    fn local_tags(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<String, std::collections::HashSet<String>>,
-    > {
-        self.inner
-            .local_tags
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Clears this process's L1 only.
     pub fn clear_memory(&self) {
         self.clear_memory_at("");
@@ -440,49 +239,17 @@ impl Cache {
         self.inner.layout.prefix(place)
     }
 
-    /// The hit path of generated code: writes the key for `place` with `write` into a
-    /// reused per-thread buffer and looks it up in L1, so a hit allocates nothing but the
-    /// clone of the value. A miss returns the key, owned, for the load.
-    #[inline]
-    pub(crate) fn lookup<T: CacheValue>(
-        &self,
-        place: Place<'_>,
-        write: impl FnOnce(&mut String),
-    ) -> Result<T, String> {
-        thread_local! {
-            static KEY: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
-        }
-        let mut write = Some(write);
-        let reused = KEY.with(|cell| {
-            // Re-entered (a `KeyPart` impl that runs a lookup itself): use a fresh buffer.
-            let mut key = cell.try_borrow_mut().ok()?;
-            key.clear();
-            self.inner.layout.write_prefix(place, &mut key);
-            (write.take()?)(&mut key);
-            Some(self.l1_get::<T>(&key).ok_or_else(|| key.clone()))
-        });
-        match (reused, write) {
-            (Some(result), _) => result,
-            (None, Some(write)) => {
-                let mut key = self.key_buffer(place, 64);
-                write(&mut key);
-                self.l1_get::<T>(&key).ok_or(key)
-            }
-            (None, None) => unreachable!("the key writer runs at most once"),
-        }
-    }
-
-    fn ttl_or_default(&self, ttl: Option<Duration>) -> Duration {
+    pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Duration {
         ttl.unwrap_or(self.inner.default_ttl)
     }
 
     /// The fingerprint stored values of `T` carry.
-    fn fingerprint<T>(&self, version: u32) -> u64 {
+    pub(crate) fn fingerprint<T>(&self, version: u32) -> u64 {
         envelope::fingerprint(std::any::type_name::<T>(), version, self.inner.codec.name())
     }
 
     /// `value` in its envelope, ready for L2.
-    fn encode<T: CacheValue>(
+    pub(crate) fn encode<T: CacheValue>(
         &self,
         skey: &str,
         value: &T,
@@ -504,114 +271,6 @@ impl Cache {
                 key: skey.to_owned(),
                 reason,
             }),
-        }
-    }
-
-    /// Reads `skey` from L2 as a `T`.
-    async fn l2_lookup<T: CacheValue>(
-        &self,
-        l2: &L2,
-        skey: &str,
-        fingerprint: u64,
-        tag_keys: &[String],
-        ttl: Duration,
-    ) -> Lookup<T> {
-        let read = if tag_keys.is_empty() {
-            l2.get(skey).await
-        } else {
-            // The tag sets outlive the value: it is written up to a load's time after now.
-            l2.get_tagged(skey, tag_keys, ttl + self.inner.tombstone_ttl)
-                .await
-        };
-        let bytes = match read {
-            Ok(Some(found)) => found,
-            Ok(None) => return Lookup::Miss(Seen::Absent),
-            Err(err) => return Lookup::Failed(Error::redis("read", err)),
-        };
-        let reason = match envelope::parse(&bytes) {
-            Stored::Value {
-                fingerprint: fp,
-                expires_at_ms,
-                payload,
-            } if fp == fingerprint => match codec::decode::<T>(&*self.inner.codec, payload) {
-                Ok(value) => {
-                    let remaining = expires_at_ms
-                        .checked_sub(envelope::now_ms())
-                        .filter(|&ms| ms > 0)
-                        .map(Duration::from_millis);
-                    return Lookup::Hit(Arc::new(value), remaining);
-                }
-                Err(err) => format!("undecodable value ({err})"),
-            },
-            Stored::Value { .. } => "a value of another type or version".to_owned(),
-            Stored::Tombstone => return Lookup::Miss(Seen::Bytes(bytes)),
-            Stored::Foreign(reason) => reason.to_owned(),
-        };
-        tracing::warn!(
-            key = %skey,
-            reason = %reason,
-            expected = std::any::type_name::<T>(),
-            "cache: unusable value in Redis, treating it as a miss; the next load overwrites it"
-        );
-        Lookup::Miss(Seen::Bytes(bytes))
-    }
-
-    pub(crate) async fn get_at<T: CacheValue>(&self, skey: &str) -> Result<Option<T>, Error> {
-        if let Some(value) = self.l1_get::<T>(skey) {
-            return Ok(Some(value));
-        }
-        let Some(l2) = &self.inner.l2 else {
-            return Ok(None);
-        };
-        loop {
-            match self.inner.flights.join(skey) {
-                Role::Follower(follower) => {
-                    if let Some(value) = follower.wait().await.and_then(|e| e.downcast::<T>()) {
-                        return Ok(Some(T::clone(&value)));
-                    }
-                    if let Some(value) = self.l1_get::<T>(skey) {
-                        return Ok(Some(value));
-                    }
-                }
-                Role::Leader(leader) => {
-                    let ttl = self.inner.default_ttl;
-                    return match self
-                        .l2_lookup::<T>(l2, skey, self.fingerprint::<T>(0), &[], ttl)
-                        .await
-                    {
-                        Lookup::Hit(value, remaining) => {
-                            let out = T::clone(&value);
-                            self.land_l2_hit(leader, value, remaining, ttl);
-                            Ok(Some(out))
-                        }
-                        Lookup::Miss(_) => {
-                            leader.land(&self.inner.l1, None, false);
-                            Ok(None)
-                        }
-                        Lookup::Failed(err) => Err(err),
-                    };
-                }
-            }
-        }
-    }
-
-    /// Fills L1 from an L2 hit: for what is left of the L2 TTL, never longer.
-    fn land_l2_hit<T: CacheValue>(
-        &self,
-        leader: Leader<'_>,
-        value: Arc<T>,
-        remaining: Option<Duration>,
-        ttl: Duration,
-    ) {
-        match remaining {
-            Some(remaining) => leader.land(
-                &self.inner.l1,
-                Some(Entry::new(value, remaining.min(ttl))),
-                true,
-            ),
-            // The value is at the end of its life (or the clocks disagree): hand it to the
-            // waiting callers but keep it out of L1.
-            None => leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), false),
         }
     }
 
@@ -727,153 +386,5 @@ impl Cache {
 
     pub(crate) fn contains_local_at(&self, skey: &str) -> bool {
         self.inner.l1.get(skey).is_some()
-    }
-
-    #[inline]
-    fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
-        let value = self.inner.l1.get(skey)?.downcast::<T>()?;
-        Some(T::clone(&value))
-    }
-
-    /// The read path of `#[cached]` and `get_or_set`: L1, then one load per key at a time
-    /// (L2, then `fut`).
-    #[inline]
-    pub(crate) async fn read_through<M, R, F>(
-        &self,
-        skey: String,
-        ttl: Option<Duration>,
-        fut: F,
-    ) -> R
-    where
-        M: Mode<R>,
-        F: Future<Output = R>,
-    {
-        if let Some(value) = self.l1_get::<M::Value>(&skey) {
-            return M::wrap(value);
-        }
-        let options = LoadOptions {
-            ttl,
-            ..LoadOptions::default()
-        };
-        Box::pin(self.load::<M, R, F>(skey, options, fut)).await
-    }
-
-    /// The miss path: join or lead the flight for `skey`.
-    pub(crate) async fn load<M, R, F>(&self, skey: String, options: LoadOptions, fut: F) -> R
-    where
-        M: Mode<R>,
-        F: Future<Output = R>,
-    {
-        loop {
-            match self.inner.flights.join(&skey) {
-                Role::Follower(follower) => {
-                    if let Some(value) = follower
-                        .wait()
-                        .await
-                        .and_then(|entry| entry.downcast::<M::Value>())
-                    {
-                        return M::wrap(M::Value::clone(&value));
-                    }
-                    // The leader failed, was cancelled, or loaded another type: look again.
-                    if let Some(value) = self.l1_get::<M::Value>(&skey) {
-                        return M::wrap(value);
-                    }
-                }
-                Role::Leader(leader) => {
-                    return self.lead::<M, R, F>(leader, &skey, &options, fut).await
-                }
-            }
-        }
-    }
-
-    /// Loads `skey` for every caller waiting on it: from L2, else by running `fut`.
-    async fn lead<M, R, F>(
-        &self,
-        leader: Leader<'_>,
-        skey: &str,
-        options: &LoadOptions,
-        fut: F,
-    ) -> R
-    where
-        M: Mode<R>,
-        F: Future<Output = R>,
-    {
-        let ttl = self.ttl_or_default(options.ttl);
-        let fingerprint = self.fingerprint::<M::Value>(options.version);
-        let tag_keys: Vec<String> = options
-            .tags
-            .iter()
-            .map(|t| self.inner.layout.tag_key(t))
-            .collect();
-        let seen = match &self.inner.l2 {
-            None => {
-                self.register_local_tags(&tag_keys, skey);
-                Seen::Unknown
-            }
-            Some(l2) => match self
-                .l2_lookup::<M::Value>(l2, skey, fingerprint, &tag_keys, ttl)
-                .await
-            {
-                Lookup::Hit(value, remaining) => {
-                    let out = M::Value::clone(&value);
-                    self.land_l2_hit(leader, value, remaining, ttl);
-                    return M::wrap(out);
-                }
-                Lookup::Miss(seen) => seen,
-                Lookup::Failed(err) => {
-                    // Fail open: the function still answers while Redis is away.
-                    tracing::warn!(key = %skey, error = %err, "cache: Redis unavailable, loading without it");
-                    Seen::Unknown
-                }
-            },
-        };
-        tracing::debug!(key = %skey, "cache miss: loading");
-        let r = fut.await;
-        let Some(value) = M::split(&r) else {
-            leader.land(&self.inner.l1, None, false);
-            return r;
-        };
-        let value = Arc::new(value);
-        let store = match (&self.inner.l2, seen) {
-            (Some(l2), Seen::Absent) => self.fill(l2, skey, None, &*value, fingerprint, ttl).await,
-            (Some(l2), Seen::Bytes(seen)) => {
-                self.fill(l2, skey, Some(&seen), &*value, fingerprint, ttl)
-                    .await
-            }
-            _ => true,
-        };
-        leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), store);
-        r
-    }
-
-    /// Stores a loaded value in L2 unless the key changed since the load began. Returns
-    /// whether L1 may keep the value too.
-    async fn fill<T: CacheValue>(
-        &self,
-        l2: &L2,
-        skey: &str,
-        seen: Option<&[u8]>,
-        value: &T,
-        fingerprint: u64,
-        ttl: Duration,
-    ) -> bool {
-        let bytes = match self.encode(skey, value, fingerprint, ttl) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::warn!(key = %skey, error = %err, "cache: value kept in this process only");
-                return true;
-            }
-        };
-        match l2.fill(skey, seen, &bytes, ttl).await {
-            Ok(true) => true,
-            Ok(false) => {
-                tracing::debug!(key = %skey, "cache: the key changed while loading; the loaded value is not cached");
-                false
-            }
-            Err(err) => {
-                tracing::warn!(key = %skey, error = %err, "cache: Redis unavailable, value kept in this process only");
-                true
-            }
-        }
     }
 }

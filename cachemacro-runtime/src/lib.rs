@@ -18,10 +18,12 @@ mod envelope;
 mod error;
 mod flight;
 mod global;
+mod groups;
 pub mod key;
 mod l1;
 mod l2;
 mod output;
+mod read;
 mod scope;
 
 pub use builder::{
@@ -122,7 +124,7 @@ pub mod __private {
         R: 'a,
         F: Future<Output = R> + 'a,
     {
-        let options = crate::cache::LoadOptions { ttl, version, tags };
+        let options = crate::read::LoadOptions { ttl, version, tags };
         Box::pin(cache.load::<M, R, F>(storage_key, options, fut))
     }
 

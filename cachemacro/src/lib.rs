@@ -48,6 +48,7 @@
 //! | `cache = <expr>` | use this cache (a `Cache`, `&Cache` or `Arc<Cache>`) instead of the [global] one |
 //! | `cache_none = true` | cache `None` results too |
 //! | `version = 2` | the schema version of the cached type (see [Changing a cached type](#changing-a-cached-type)) |
+//! | `tags = ["user:<user_id>"]` | templates naming what the entry depends on; [`Cache::invalidate_tag`] removes every entry with a tag |
 //!
 //! ### Key templates
 //!
@@ -150,6 +151,42 @@
 //! - **Bad bytes are misses**: a value in Redis that is corrupt, of another type, written
 //!   by another codec or an older envelope, or too large, is a miss that the next load
 //!   overwrites; it is logged, never returned, never a panic.
+//!
+//! ## Invalidating groups of entries
+//!
+//! The patterns of the seed documents, beyond one key at a time:
+//!
+//! | pattern | cachemacro |
+//! |---|---|
+//! | TTL as the safety net | every entry has a TTL, in L1 and in Redis (`ttl`, [`CacheBuilder::default_ttl`]) |
+//! | write-path invalidation | `get_user::remove_cached(id)`, [`Cache::remove`] |
+//! | cross-instance events | the invalidation bus (every `remove`, `set`, `clear`) |
+//! | scopes, `remove_local`, `clear_memory`, clear to peers | [`Cache::scope`], [`Cache::remove_local`], [`Cache::clear_memory`], [`Cache::clear`] |
+//! | versioned keys / version tags: one increment retires a group | [`Cache::version`] and [`Cache::bump_version`], with the version in the key template |
+//! | dependency tracking (a list that embeds a row) | `#[cached(tags = [...])]` and [`Cache::invalidate_tag`] |
+//! | namespace purge | [`Cache::purge`], [`Scope::purge`] |
+//! | LRU with `maxmemory` | every Redis key has a TTL, so `volatile-lru` (or `allkeys-lru`) may evict any; an evicted value is a miss |
+//! | the read/write race | single-flight stale marks in process, tombstones and compare-and-set fills across instances |
+//!
+//! ```
+//! # use cachemacro::cached;
+//! # #[derive(Clone, serde::Serialize, serde::Deserialize)] pub struct Order;
+//! // The orders list embeds the user's name: it depends on the user.
+//! #[cached(key = "orders:<user_id>", tags = ["user:<user_id>"])]
+//! async fn orders(user_id: u64) -> Vec<Order> {
+//!     # vec![]
+//! }
+//!
+//! async fn rename_user(user_id: u64) -> Result<(), cachemacro::Error> {
+//!     // ... write the row, then drop everything that shows it, everywhere:
+//!     cachemacro::global().invalidate_tag(&format!("user:{user_id}")).await?;
+//!     Ok(())
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() { orders(1).await; rename_user(1).await.unwrap(); }
+//! ```
+//!
+//! A tag is written with the key encoding, so `invalidate_tag(&format!("user:{id}"))`
+//! matches `"user:<id>"` for integers; for text values build it with [`key::escape`].
 //!
 //! ## Changing a cached type
 //!
