@@ -1,8 +1,8 @@
 //! The `#[cached]` attribute of [cachemacro](https://docs.rs/cachemacro). Use it through the
 //! `cachemacro` crate, which documents it.
 //!
-//! Stages: [`args`] parses the attribute's arguments, [`template`] parses key templates and
-//! checks them against the function's parameters, [`expand`] generates the code. Every
+//! Stages: `args` parses the attribute's arguments, `template` parses key templates and
+//! checks them against the function's parameters, `expand` generates the code. Every
 //! mistake found is reported at once, and the user's function is emitted unchanged beside
 //! the errors so that one mistake gives one error.
 
