@@ -282,3 +282,44 @@ async fn an_invalid_redis_url_is_a_configuration_error() {
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
+
+static STAMPEDE_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "stampede:<id>", cache = current())]
+async fn stampede(id: u64) -> User {
+    STAMPEDE_LOADS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    user(id, "erin")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_on_one_instance_read_redis_once_and_run_the_body_once() {
+    let server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    let callers: Vec<_> = (0..300)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move { on(&a, stampede(1)).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), user(1, "erin"));
+    }
+    assert_eq!(STAMPEDE_LOADS.load(Ordering::SeqCst), 1);
+    // And a cold instance's concurrent misses share one L2 read.
+    let callers: Vec<_> = (0..300)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { on(&b, stampede(1)).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), user(1, "erin"));
+    }
+    assert_eq!(
+        STAMPEDE_LOADS.load(Ordering::SeqCst),
+        1,
+        "B's callers were served from Redis"
+    );
+}
