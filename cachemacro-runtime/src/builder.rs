@@ -55,6 +55,7 @@ pub struct CacheBuilder {
     redis_url: Option<String>,
     redis_timeout: Duration,
     heartbeat: Duration,
+    cooldown: Duration,
     tombstone_ttl: Duration,
     max_value_size: usize,
     codec: Option<Arc<dyn Codec>>,
@@ -68,6 +69,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("default_ttl", &self.default_ttl)
             .field("redis", &self.redis_url.is_some())
             .field("redis_timeout", &self.redis_timeout)
+            .field("redis_cooldown", &self.cooldown)
             .field("tombstone_ttl", &self.tombstone_ttl)
             .field("max_value_size", &self.max_value_size)
             .field(
@@ -95,6 +97,7 @@ impl CacheBuilder {
             redis_url: None,
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             heartbeat: Duration::from_secs(2),
+            cooldown: Duration::from_secs(2),
             tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             codec: None,
@@ -140,6 +143,14 @@ impl CacheBuilder {
     /// without closing is noticed within this time plus the Redis timeout. Default 2 s.
     pub fn bus_heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
+        self
+    }
+
+    /// How long reads skip Redis after it failed several times in a row (the circuit
+    /// breaker's cool-down), so an outage costs one [`redis_timeout`](Self::redis_timeout),
+    /// not one per request. The first read after it tries Redis again. Default 2 s.
+    pub fn redis_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
         self
     }
 
@@ -272,6 +283,7 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
             tombstone_ttl: self.tombstone_ttl,
             instance,
+            breaker: crate::breaker::Breaker::new(self.cooldown),
             local_versions: Default::default(),
             local_tags: Default::default(),
         })

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) tombstone_ttl: Duration,
     /// This instance's id on the bus and in tombstones.
     pub(crate) instance: u64,
+    /// Whether reads use Redis right now.
+    pub(crate) breaker: crate::breaker::Breaker,
     /// Group versions, when there is no Redis to hold them.
     pub(crate) local_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Tag -> storage keys, when there is no Redis to hold them.
@@ -199,6 +201,14 @@ impl Cache {
         self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }
 
+    /// Whether this instance is using Redis for reads right now: `false` while the circuit
+    /// breaker is open after repeated Redis failures (reads then go straight to the
+    /// functions until the cool-down ends), and always `true` without Redis. For health
+    /// checks, with [`bus_connected`](Self::bus_connected).
+    pub fn redis_available(&self) -> bool {
+        self.inner.l2.is_none() || self.inner.breaker.is_closed()
+    }
+
     /// How many entries this process's L1 holds, for metrics. It first applies pending
     /// evictions and invalidations, so call it from a metrics task, not on a hot path.
     pub fn local_entry_count(&self) -> u64 {
@@ -325,6 +335,7 @@ impl Cache {
             }
             None => l2.set(skey, bytes, ttl).await,
         };
+        self.inner.breaker.record(&result);
         result.map_err(|e| Error::redis(operation, e))
     }
 

@@ -19,6 +19,14 @@ pub enum Error {
         source: redis::RedisError,
     },
 
+    /// Redis failed several times in a row, and reads skip it for a while (the circuit
+    /// breaker is open).
+    #[error("Redis is unavailable (it failed several times in a row); reads skip it for another {retry_in:?}")]
+    Unavailable {
+        /// When reads try Redis again.
+        retry_in: std::time::Duration,
+    },
+
     /// A value could not be encoded for the shared cache.
     #[error("could not encode the value for key `{key}`: {reason}; check the type's Serialize implementation")]
     Encode {

@@ -10,6 +10,7 @@
 //! - [`set_global`] / [`global`]: the cache `#[cached]` uses by default,
 //! - [`Error`].
 
+mod breaker;
 mod builder;
 mod bus;
 mod cache;

@@ -85,6 +85,9 @@ impl Cache {
         tag_keys: &[String],
         ttl: Duration,
     ) -> Lookup<T> {
+        if let Some(retry_in) = self.inner.breaker.open_for() {
+            return Lookup::Failed(Error::Unavailable { retry_in });
+        }
         let read = if tag_keys.is_empty() {
             l2.get(skey).await
         } else {
@@ -92,6 +95,7 @@ impl Cache {
             l2.get_tagged(skey, tag_keys, ttl + self.inner.tombstone_ttl)
                 .await
         };
+        self.inner.breaker.record(&read);
         let bytes = match read {
             Ok(Some(found)) => found,
             Ok(None) => return Lookup::Miss(Seen::Absent),
@@ -319,7 +323,12 @@ impl Cache {
                 return true;
             }
         };
-        match l2.fill(skey, seen, &bytes, ttl).await {
+        if self.inner.breaker.open_for().is_some() {
+            return true;
+        }
+        let filled = l2.fill(skey, seen, &bytes, ttl).await;
+        self.inner.breaker.record(&filled);
+        match filled {
             Ok(true) => true,
             Ok(false) => {
                 tracing::debug!(key = %skey, "cache: the key changed while loading; the loaded value is not cached");

@@ -323,3 +323,55 @@ async fn concurrent_misses_on_one_instance_read_redis_once_and_run_the_body_once
         "B's callers were served from Redis"
     );
 }
+
+static PAUSED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "paused:<id>", cache = current())]
+async fn while_paused(id: u64) -> u64 {
+    PAUSED_LOADS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn a_hung_redis_opens_the_circuit_then_reads_skip_it_until_it_answers() {
+    let server = RedisServer::start();
+    let cache = cachemacro::Cache::builder()
+        .namespace("app")
+        .redis(&server.url())
+        .redis_timeout(Duration::from_millis(300))
+        .redis_cooldown(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    assert!(cache.redis_available());
+    // Redis hangs: connections stay open, nothing answers.
+    server.pause();
+    for id in 0..3 {
+        assert_eq!(on(&cache, while_paused(id)).await, id, "reads fail open");
+    }
+    assert!(
+        !cache.redis_available(),
+        "three timeouts in a row open the circuit"
+    );
+    for id in 3..20 {
+        assert_eq!(on(&cache, while_paused(id)).await, id);
+    }
+    assert!(matches!(
+        cache.get::<u64>("anything").await,
+        Err(Error::Unavailable { .. })
+    ));
+    server.resume();
+    // After the cool-down, the next read tries Redis again and closes the circuit.
+    let mut recovered = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        on(&cache, while_paused(100)).await;
+        cache.remove_local("paused:100");
+        if cache.redis_available() {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "the circuit closed once Redis answered");
+    assert!(PAUSED_LOADS.load(Ordering::SeqCst) >= 20);
+}
