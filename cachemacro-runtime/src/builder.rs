@@ -56,6 +56,7 @@ pub struct CacheBuilder {
     redis_timeout: Duration,
     heartbeat: Duration,
     cooldown: Duration,
+    ttl_jitter: f64,
     tombstone_ttl: Duration,
     max_value_size: usize,
     codec: Option<Arc<dyn Codec>>,
@@ -70,6 +71,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("redis", &self.redis_url.is_some())
             .field("redis_timeout", &self.redis_timeout)
             .field("redis_cooldown", &self.cooldown)
+            .field("ttl_jitter", &self.ttl_jitter)
             .field("tombstone_ttl", &self.tombstone_ttl)
             .field("max_value_size", &self.max_value_size)
             .field(
@@ -98,6 +100,7 @@ impl CacheBuilder {
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             heartbeat: Duration::from_secs(2),
             cooldown: Duration::from_secs(2),
+            ttl_jitter: 0.0,
             tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             codec: None,
@@ -146,6 +149,15 @@ impl CacheBuilder {
         self
     }
 
+    /// Takes up to this fraction (0.0 to 0.5) off the TTL of each loaded entry, at random,
+    /// so that entries loaded together (after a deploy, a purge, a version bump) do not all
+    /// expire in the same second and stampede the database together. A TTL stays an upper
+    /// bound. Default 0 (off); 0.1 is a good start.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.ttl_jitter = fraction;
+        self
+    }
+
     /// How long reads skip Redis after it failed several times in a row (the circuit
     /// breaker's cool-down), so an outage costs one [`redis_timeout`](Self::redis_timeout),
     /// not one per request. The first read after it tries Redis again. Default 2 s.
@@ -186,6 +198,9 @@ impl CacheBuilder {
         }
         if self.redis_timeout.is_zero() || self.heartbeat.is_zero() {
             return fail("the Redis timeout and the bus heartbeat must be longer than zero");
+        }
+        if !(0.0..=0.5).contains(&self.ttl_jitter) {
+            return fail("the TTL jitter is a fraction from 0.0 to 0.5");
         }
         if self.tombstone_ttl.is_zero() {
             return fail("the tombstone TTL must be longer than zero");
@@ -283,6 +298,7 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
             tombstone_ttl: self.tombstone_ttl,
             instance,
+            ttl_jitter: self.ttl_jitter,
             breaker: crate::breaker::Breaker::new(self.cooldown),
             local_versions: Default::default(),
             local_tags: Default::default(),

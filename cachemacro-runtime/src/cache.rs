@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) tombstone_ttl: Duration,
     /// This instance's id on the bus and in tombstones.
     pub(crate) instance: u64,
+    /// The fraction of a loaded entry's TTL that may be taken off at random.
+    pub(crate) ttl_jitter: f64,
     /// Whether reads use Redis right now.
     pub(crate) breaker: crate::breaker::Breaker,
     /// Group versions, when there is no Redis to hold them.
@@ -247,6 +249,32 @@ impl Cache {
 
     pub(crate) fn prefix(&self, place: Place<'_>) -> String {
         self.inner.layout.prefix(place)
+    }
+
+    /// `ttl` shortened by a random fraction of up to `ttl_jitter`, so that entries loaded
+    /// together do not all expire together.
+    pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
+        let jitter = self.inner.ttl_jitter;
+        if jitter <= 0.0 {
+            return ttl;
+        }
+        thread_local! {
+            static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0u8) | 1
+            });
+        }
+        // xorshift64*: plenty for spreading expiries.
+        let random = STATE.with(|state| {
+            let mut x = state.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            state.set(x);
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        });
+        let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
+        ttl.mul_f64(1.0 - jitter * fraction)
     }
 
     pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Duration {

@@ -257,7 +257,7 @@ impl Cache {
         M: Mode<R>,
         F: Future<Output = R>,
     {
-        let ttl = self.ttl_or_default(options.ttl);
+        let ttl = self.jittered(self.ttl_or_default(options.ttl));
         let fingerprint = self.fingerprint::<M::Value>(options.version);
         let tag_keys: Vec<String> = options
             .tags

@@ -375,3 +375,38 @@ async fn a_hung_redis_opens_the_circuit_then_reads_skip_it_until_it_answers() {
     assert!(recovered, "the circuit closed once Redis answered");
     assert!(PAUSED_LOADS.load(Ordering::SeqCst) >= 20);
 }
+
+#[tokio::test]
+async fn ttl_jitter_spreads_the_expiry_of_entries_loaded_together() {
+    let server = RedisServer::start();
+    let cache = cachemacro::Cache::builder()
+        .namespace("app")
+        .redis(&server.url())
+        .ttl_jitter(0.2)
+        .build()
+        .await
+        .unwrap();
+    let mut conn = raw(&server).await;
+    let mut ttls = Vec::new();
+    for i in 0..100u32 {
+        let key = format!("jitter:{i}");
+        cache
+            .get_or_set(&key, Duration::from_secs(100), || async move { i })
+            .await;
+        let pttl: i64 = conn.pttl(format!("app:c1:k:{key}")).await.unwrap();
+        ttls.push(pttl);
+    }
+    let (min, max) = (*ttls.iter().min().unwrap(), *ttls.iter().max().unwrap());
+    assert!(
+        min >= 79_000 && max <= 100_000,
+        "within [80 s, 100 s]: {min}..{max}"
+    );
+    assert!(max - min > 5_000, "spread out: {min}..{max}");
+
+    let err = cachemacro::Cache::builder()
+        .ttl_jitter(0.9)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
