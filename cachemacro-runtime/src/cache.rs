@@ -113,7 +113,10 @@ impl Cache {
         Scope::new(self.clone(), name)
     }
 
-    /// Reads `key`: L1, then L2. `None` when absent, expired, or held as another type.
+    /// Reads `key`: L1, then L2. `None` when absent, expired, or held as another type (a
+    /// value written by a `#[cached(version = N)]` function counts as another type unless
+    /// N is 0). Fails with [`Error::Redis`] or [`Error::Unavailable`] when Redis cannot be
+    /// read; a `#[cached]` function falls back to its body instead.
     pub async fn get<T: CacheValue>(&self, key: &str) -> Result<Option<T>, Error> {
         self.get_at(&self.storage_key(Place::Unscoped, key)).await
     }

@@ -57,14 +57,18 @@ impl Cache {
             static KEY: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
         }
         let mut write = Some(write);
-        let reused = KEY.with(|cell| {
-            // Re-entered (a `KeyPart` impl that runs a lookup itself): use a fresh buffer.
-            let mut key = cell.try_borrow_mut().ok()?;
-            key.clear();
-            self.inner.layout.write_prefix(place, &mut key);
-            (write.take()?)(&mut key);
-            Some(self.l1_get::<T>(&key).ok_or_else(|| key.clone()))
-        });
+        // Re-entered (a `KeyPart` impl that runs a lookup itself), or called while the thread
+        // shuts down: use a fresh buffer instead.
+        let reused = KEY
+            .try_with(|cell| {
+                let mut key = cell.try_borrow_mut().ok()?;
+                key.clear();
+                self.inner.layout.write_prefix(place, &mut key);
+                (write.take()?)(&mut key);
+                Some(self.l1_get::<T>(&key).ok_or_else(|| key.clone()))
+            })
+            .ok()
+            .flatten();
         match (reused, write) {
             (Some(result), _) => result,
             (None, Some(write)) => {

@@ -188,6 +188,15 @@
 //! A tag is written with the key encoding, so `invalidate_tag(&format!("user:{id}"))`
 //! matches `"user:<id>"` for integers; for text values build it with [`key::escape`].
 //!
+//! ## Limitations, for now
+//!
+//! - `#[cached]` goes on free functions (module items): not on methods taking `self`, and
+//!   not on functions declared inside another function's body or an `impl` block (the
+//!   companion module needs a module to live in).
+//! - The return type is recognised by the last segment of its path (`Result`, `Option`);
+//!   a type alias with another name is cached as a plain value.
+//! - One Redis server (or a primary with replicas); Redis Cluster is not supported yet.
+//!
 //! ## Changing a cached type
 //!
 //! A value in Redis carries a fingerprint of its type's name, the `version` argument and
