@@ -54,7 +54,13 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
     let mut errors = Errors::default();
     let args = Args::parse(args, &mut errors)?;
     let mut reported = HashSet::new();
-    let params = params(&func, &mut reported, &mut errors);
+    let mut method = false;
+    let params = params(&func, &mut method, &mut reported, &mut errors);
+    if method {
+        // `<self.field>` is a placeholder of a `&self` method.
+        reported.insert("self".to_owned());
+    }
+
     let mode = mode(&func, &args, &mut errors);
 
     // The key: the template's pieces, or the function's path and every argument.
@@ -80,15 +86,19 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
     errors.finish()?;
     let mode = mode.unwrap_or(Mode::Always);
 
-    let key = KeyCode::new(args.key.as_ref(), &pieces, &params, &func);
+    let key = KeyCode::new(args.key.as_ref(), &pieces, &params, &func, method);
     let tags: Vec<KeyCode> = args
         .tags
         .iter()
         .zip(&tag_pieces)
-        .map(|(lit, pieces)| KeyCode::new(Some(lit), pieces, &params, &func))
+        .map(|(lit, pieces)| KeyCode::new(Some(lit), pieces, &params, &func, method))
         .collect();
     let body = body(&func, &args, &key, &tags, &mode);
-    let companion = companion(&func, &args, &key, &params);
+    let companion = if method {
+        companion_methods(&func, &args, &key, &params)
+    } else {
+        companion(&func, &args, &key, &params)
+    };
 
     let ItemFn {
         attrs, vis, sig, ..
@@ -102,8 +112,14 @@ pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream
     })
 }
 
-/// The named parameters; receivers and patterns are reported.
-fn params(func: &ItemFn, reported: &mut HashSet<String>, errors: &mut Errors) -> Vec<Param> {
+/// The named parameters; `method` is set for a `&self` method. Other receivers and
+/// patterns are reported.
+fn params(
+    func: &ItemFn,
+    method: &mut bool,
+    reported: &mut HashSet<String>,
+    errors: &mut Errors,
+) -> Vec<Param> {
     let sig = &func.sig;
     if sig.asyncness.is_none() {
         errors.spanned(
@@ -114,12 +130,19 @@ fn params(func: &ItemFn, reported: &mut HashSet<String>, errors: &mut Errors) ->
     let mut out = Vec::new();
     for input in &sig.inputs {
         match input {
+            FnArg::Receiver(receiver)
+                if receiver.reference.is_some()
+                    && receiver.mutability.is_none()
+                    && receiver.colon_token.is_none() =>
+            {
+                *method = true;
+            }
             FnArg::Receiver(receiver) => {
                 reported.insert("self".to_owned());
                 errors.spanned(
-                receiver,
-                "`#[cached]` does not support methods (`self`) yet: make this a free function that takes what it needs as arguments",
-            )
+                    receiver,
+                    "`#[cached]` methods take `&self`: a cached call skips the body, so the method must not need to mutate or consume `self`",
+                )
             }
             FnArg::Typed(pat_type) => match &*pat_type.pat {
                 Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
@@ -224,6 +247,7 @@ impl KeyCode {
         pieces: &[Piece],
         params: &[Param],
         func: &ItemFn,
+        method: bool,
     ) -> Self {
         let mut writes = TokenStream::new();
         let mut capacity = 0;
@@ -241,6 +265,13 @@ impl KeyCode {
                             capacity += text.len();
                             writes.extend(quote! { __cachemacro_out.push_str(#text); });
                         }
+                        Piece::Hole(hole) if hole.root == "self" => {
+                            // `<self.field>` in a `&self` method (checked by check_holes).
+                            capacity += 8;
+                            let fields = field_tokens(&hole.fields, lit.span());
+                            let receiver = syn::Token![self](lit.span());
+                            writes.extend(write_part(quote!(#receiver #(#fields)*), lit.span()));
+                        }
                         Piece::Hole(hole) => {
                             capacity += 8;
                             let index = params
@@ -255,19 +286,7 @@ impl KeyCode {
                                 // key" points at the type in the signature.
                                 writes.extend(write_part(quote!(#ident), param.ty.span()));
                             } else {
-                                let fields = hole.fields.iter().map(|f| match f {
-                                    Field::Named(n) => {
-                                        let n = Ident::new(n, lit.span());
-                                        quote_spanned!(lit.span()=> .#n)
-                                    }
-                                    Field::Index(i) => {
-                                        let i = syn::Index {
-                                            index: *i,
-                                            span: lit.span(),
-                                        };
-                                        quote_spanned!(lit.span()=> .#i)
-                                    }
-                                });
+                                let fields = field_tokens(&hole.fields, lit.span());
                                 let ident = Ident::new(&ident.to_string(), lit.span());
                                 writes.extend(write_part(quote!(#ident #(#fields)*), lit.span()));
                             }
@@ -279,9 +298,18 @@ impl KeyCode {
                 // The function's path, then every argument: `crate::users::get_user:7:alice`.
                 let name = func.sig.ident.to_string();
                 capacity += 32 + name.len();
-                writes.extend(quote! {
-                    __cachemacro_out.push_str(__cachemacro_path);
-                });
+                if method {
+                    // A method's path: its type's, then its name.
+                    let suffix = format!("::{name}");
+                    writes.extend(quote! {
+                        __cachemacro_out.push_str(::core::any::type_name::<Self>());
+                        __cachemacro_out.push_str(#suffix);
+                    });
+                } else {
+                    writes.extend(quote! {
+                        __cachemacro_out.push_str(__cachemacro_path);
+                    });
+                }
                 for (index, param) in params.iter().enumerate() {
                     used.insert(index);
                     capacity += 8;
@@ -328,6 +356,23 @@ impl KeyCode {
             __cachemacro_buffer
         }}
     }
+}
+
+/// `.name` / `.0` accessors for a placeholder's fields, spanned at the template.
+fn field_tokens(fields: &[Field], span: Span) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .map(|f| match f {
+            Field::Named(n) => {
+                let n = Ident::new(n, span);
+                quote_spanned!(span=> .#n)
+            }
+            Field::Index(i) => {
+                let i = syn::Index { index: *i, span };
+                quote_spanned!(span=> .#i)
+            }
+        })
+        .collect()
 }
 
 fn ttl_tokens(args: &Args) -> TokenStream {
@@ -501,6 +546,68 @@ fn companion(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> Tok
                 let __cachemacro_key = #storage_key;
                 ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
             }
+        }
+    }
+}
+
+/// The companion of a `&self` method: methods beside it, `<name>_key`, `<name>_remove_cached`
+/// and `<name>_remove_local`, since an `impl` block cannot hold a module.
+fn companion_methods(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> TokenStream {
+    let name = &func.sig.ident;
+    let vis = &func.vis;
+    let used: Vec<&Param> = key.used.iter().map(|&i| &params[i]).collect();
+    let inputs = used.iter().map(|p| {
+        let ident = &p.ident;
+        let ty = &p.ty;
+        quote!(#ident: #ty)
+    });
+    let inputs = quote!(&self #(, #inputs)*);
+    let generics = companion_generics(&func.sig.generics, &used);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let cache = cache_binding(args);
+    let scope = scope_tokens(args);
+    let capacity = key.capacity;
+    let path = quote!("");
+    let plain_key = key.build(
+        quote!(::cachemacro::__private::String::with_capacity(#capacity)),
+        path.clone(),
+    );
+    let storage_key = key.build(
+        quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
+        path,
+    );
+    let key_fn = format_ident!("{}_key", name);
+    let remove_fn = format_ident!("{}_remove_cached", name);
+    let local_fn = format_ident!("{}_remove_local", name);
+    let doc_key = format!("The key the cached method `{name}` stores these arguments under (before namespace and scope are added).");
+    let doc_remove = format!(
+        "Removes what the cached method `{name}` stored for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
+         Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
+    );
+    let doc_local = format!("Removes this process's in-memory copy of what the cached method `{name}` stored for these arguments.");
+    quote! {
+        #[doc = #doc_key]
+        #[allow(clippy::all)]
+        #vis fn #key_fn #impl_generics (#inputs) -> ::cachemacro::__private::String #where_clause {
+            #plain_key
+        }
+
+        #[doc = #doc_remove]
+        #[allow(clippy::all)]
+        #vis async fn #remove_fn #impl_generics (#inputs)
+            -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error> #where_clause
+        {
+            #cache
+            let __cachemacro_key = #storage_key;
+            ::cachemacro::__private::remove(__cachemacro_cache, __cachemacro_key).await
+        }
+
+        #[doc = #doc_local]
+        #[allow(clippy::all)]
+        #vis fn #local_fn #impl_generics (#inputs) #where_clause {
+            #cache
+            let __cachemacro_key = #storage_key;
+            ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
         }
     }
 }

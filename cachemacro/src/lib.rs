@@ -75,6 +75,37 @@
 //! `cache.remove("user:123")` removes exactly what `get_user(123)` stored: there is no
 //! hidden per-function prefix.
 //!
+//! ### Methods
+//!
+//! On a `&self` method the companion is three methods beside it, `<name>_key`,
+//! `<name>_remove_cached` and `<name>_remove_local`, and both the cache and key parts may
+//! come from `self`:
+//!
+//! ```
+//! # use cachemacro::{cached, Cache};
+//! struct UserRepo {
+//!     cache: Cache,
+//!     tenant: String,
+//! }
+//!
+//! impl UserRepo {
+//!     #[cached(key = "<self.tenant>:user:<id>", ttl = "5m", cache = &self.cache)]
+//!     async fn user(&self, id: u64) -> String {
+//!         format!("user {id}")
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let repo = UserRepo { cache: Cache::in_memory(), tenant: "acme".into() };
+//! repo.user(1).await;
+//! assert_eq!(repo.user_key(1), "acme:user:1");
+//! repo.user_remove_cached(1).await.unwrap();
+//! # }
+//! ```
+//!
+//! Without a template, a method's key starts with its type's name and its own
+//! (`app::UserRepo::user:1`); `self` itself is not part of the key unless a placeholder
+//! names one of its fields.
+//!
 //! Don't call `remove_cached` inside the cached function itself: the function's result is
 //! stored after it returns.
 //!
@@ -190,9 +221,10 @@
 //!
 //! ## Limitations, for now
 //!
-//! - `#[cached]` goes on free functions (module items): not on methods taking `self`, and
-//!   not on functions declared inside another function's body or an `impl` block (the
-//!   companion module needs a module to live in).
+//! - `#[cached]` goes on free functions declared at module level, and on `&self` methods of
+//!   inherent `impl` blocks; not on trait impls, not on associated functions without
+//!   `self`, and not on functions declared inside another function's body (the companion
+//!   needs a module or an inherent impl to live in).
 //! - The return type is recognised by the last segment of its path (`Result`, `Option`);
 //!   a type alias with another name is cached as a plain value.
 //! - One Redis server (or a primary with replicas); Redis Cluster is not supported yet.
