@@ -84,10 +84,15 @@ async fn put_user(
 async fn health() -> (StatusCode, Json<serde_json::Value>) {
     let cache = cachemacro::global();
     let ok = cache.bus_connected() && cache.redis_available();
+    let stats = cache.stats();
     let body = serde_json::json!({
         "bus_connected": cache.bus_connected(),
         "redis_available": cache.redis_available(),
         "l1_entries": cache.local_entry_count(),
+        "l1_hits": stats.l1_hits,
+        "l2_hits": stats.l2_hits,
+        "loads": stats.loads,
+        "redis_errors": stats.redis_errors,
         "db_reads": DB_READS.load(Ordering::Relaxed),
     });
     (

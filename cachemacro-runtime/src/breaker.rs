@@ -13,6 +13,8 @@ const THRESHOLD: u32 = 3;
 /// read after it tries again, and one success closes the circuit).
 pub(crate) struct Breaker {
     failures: AtomicU32,
+    /// Every failure recorded, for the stats.
+    errors: AtomicU64,
     open_until_ms: AtomicU64,
     cooldown: Duration,
 }
@@ -21,6 +23,7 @@ impl Breaker {
     pub(crate) fn new(cooldown: Duration) -> Self {
         Self {
             failures: AtomicU32::new(0),
+            errors: AtomicU64::new(0),
             open_until_ms: AtomicU64::new(0),
             cooldown,
         }
@@ -49,6 +52,7 @@ impl Breaker {
                 }
             }
             Err(_) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if failures >= THRESHOLD {
                     let cooldown = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX);
@@ -63,6 +67,11 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// How many failures were recorded in all.
+    pub(crate) fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// Whether the circuit is closed (Redis is being used).

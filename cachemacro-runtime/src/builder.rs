@@ -300,6 +300,7 @@ impl CacheBuilder {
             instance,
             ttl_jitter: self.ttl_jitter,
             breaker: crate::breaker::Breaker::new(self.cooldown),
+            counters: Default::default(),
             local_versions: Default::default(),
             local_tags: Default::default(),
         })

@@ -194,6 +194,9 @@ impl Listener {
                     if stopped || !flush(&cache) {
                         return;
                     }
+                    if let Some(inner) = cache.upgrade() {
+                        crate::stats::bump(&inner.counters.bus_disconnects);
+                    }
                     tracing::warn!(
                         channel = %self.channel,
                         "invalidation bus disconnected: cleared the local cache, reconnecting"
@@ -239,7 +242,11 @@ impl Listener {
     }
 
     fn apply(&self, cache: &Cache, payload: &[u8]) {
-        match Message::decode(payload) {
+        let message = Message::decode(payload);
+        if matches!(message, Some((from, _)) if from != self.instance) {
+            crate::stats::bump(&cache.inner.counters.invalidations_received);
+        }
+        match message {
             Some((from, _)) if from == self.instance => {}
             Some((_, Message::Remove(key))) => cache.remove_local_at(&key),
             Some((_, Message::Clear)) => cache.clear_memory_at(""),

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) ttl_jitter: f64,
     /// Whether reads use Redis right now.
     pub(crate) breaker: crate::breaker::Breaker,
+    /// What the cache did, for [`Cache::stats`].
+    pub(crate) counters: crate::stats::Counters,
     /// Group versions, when there is no Redis to hold them.
     pub(crate) local_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Tag -> storage keys, when there is no Redis to hold them.
@@ -212,6 +214,14 @@ impl Cache {
     /// checks, with [`bus_connected`](Self::bus_connected).
     pub fn redis_available(&self) -> bool {
         self.inner.l2.is_none() || self.inner.breaker.is_closed()
+    }
+
+    /// Counters of what this cache did since it was built (hits, loads, Redis errors,
+    /// invalidations received...), for metrics.
+    pub fn stats(&self) -> crate::Stats {
+        let mut stats = self.inner.counters.snapshot();
+        stats.redis_errors = self.inner.breaker.errors();
+        stats
     }
 
     /// How many entries this process's L1 holds, for metrics. It first applies pending

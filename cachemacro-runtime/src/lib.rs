@@ -26,6 +26,7 @@ mod l2;
 mod output;
 mod read;
 mod scope;
+mod stats;
 
 pub use builder::{
     CacheBuilder, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
@@ -38,6 +39,7 @@ pub use global::{global, set_global};
 pub use key::{escape, write_text, KeyPart};
 pub use output::{CacheValue, Mode};
 pub use scope::Scope;
+pub use stats::Stats;
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

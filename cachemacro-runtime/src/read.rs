@@ -116,6 +116,7 @@ impl Cache {
                         .checked_sub(envelope::now_ms())
                         .filter(|&ms| ms > 0)
                         .map(Duration::from_millis);
+                    crate::stats::bump(&self.inner.counters.l2_hits);
                     return Lookup::Hit(Arc::new(value), remaining);
                 }
                 Err(err) => format!("undecodable value ({err})"),
@@ -124,6 +125,7 @@ impl Cache {
             Stored::Tombstone => return Lookup::Miss(Seen::Bytes(bytes)),
             Stored::Foreign(reason) => reason.to_owned(),
         };
+        crate::stats::bump(&self.inner.counters.unusable_values);
         tracing::warn!(
             key = %skey,
             reason = %reason,
@@ -195,6 +197,7 @@ impl Cache {
     #[inline]
     pub(crate) fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
         let value = self.inner.l1.get(skey)?.downcast::<T>()?;
+        self.inner.counters.l1_hit();
         Some(T::clone(&value))
     }
 
@@ -291,6 +294,7 @@ impl Cache {
             },
         };
         tracing::debug!(key = %skey, "cache miss: loading");
+        crate::stats::bump(&self.inner.counters.loads);
         let r = fut.await;
         let Some(value) = M::split(&r) else {
             leader.land(&self.inner.l1, None, false);
@@ -305,6 +309,10 @@ impl Cache {
             }
             _ => true,
         };
+        if store && leader.is_stale() {
+            // Invalidated in this process while loading: the flight keeps it out of L1.
+            crate::stats::bump(&self.inner.counters.stale_loads_dropped);
+        }
         leader.land(&self.inner.l1, Some(Entry::new(value, ttl)), store);
         r
     }
@@ -335,6 +343,7 @@ impl Cache {
         match filled {
             Ok(true) => true,
             Ok(false) => {
+                crate::stats::bump(&self.inner.counters.stale_loads_dropped);
                 tracing::debug!(key = %skey, "cache: the key changed while loading; the loaded value is not cached");
                 false
             }

@@ -252,7 +252,7 @@
 pub use cachemacro_derive::cached;
 pub use cachemacro_runtime::{
     codec, global, key, set_global, write_text, Cache, CacheBuilder, CacheValue, Error, KeyPart,
-    Mode, Scope, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
+    Mode, Scope, Stats, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
     DEFAULT_REDIS_TIMEOUT, DEFAULT_TOMBSTONE_TTL, DEFAULT_TTL,
 };
 

@@ -410,3 +410,41 @@ async fn ttl_jitter_spreads_the_expiry_of_entries_loaded_together() {
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
+
+#[tokio::test]
+async fn stats_count_hits_loads_invalidations_and_faults() {
+    let mut server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    a.get_or_set("k", None, || async { 1u32 }).await; // a load
+    b.get::<u32>("k").await.unwrap(); // an L2 hit
+    b.get::<u32>("k").await.unwrap(); // an L1 hit
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .set("app:c1:k:bad", b"garbage".as_slice())
+        .await
+        .unwrap();
+    b.get::<u32>("bad").await.unwrap(); // an unusable value
+    a.remove("k").await.unwrap(); // B hears it
+    assert!(
+        cachemacro_tests::eventually(Duration::from_secs(3), || b.stats().invalidations_received
+            >= 1)
+        .await
+    );
+
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.loads, sa.l2_hits, sa.l1_hits), (1, 0, 0));
+    assert_eq!(
+        (sb.loads, sb.l2_hits, sb.l1_hits, sb.unusable_values),
+        (0, 1, 1, 1)
+    );
+    assert_eq!(sb.redis_errors, 0);
+
+    server.kill();
+    assert!(b.get::<u32>("k").await.is_err());
+    assert!(b.stats().redis_errors >= 1);
+    assert!(
+        cachemacro_tests::eventually(Duration::from_secs(3), || b.stats().bus_disconnects >= 1)
+            .await
+    );
+}
