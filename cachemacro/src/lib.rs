@@ -171,8 +171,10 @@
 //!   readiness probes.
 //! - **Redis down**: reads fail open (the function answers; L1 keeps working), and
 //!   invalidations return [`Error::Redis`] after dropping the local copy, so the caller
-//!   knows other instances may keep the old value until its TTL ends. A cache built while
-//!   Redis is down serves from memory and connects when it can.
+//!   knows other instances may keep the old value until its TTL ends. After three Redis
+//!   failures in a row, reads skip Redis for [`redis_cooldown`](CacheBuilder::redis_cooldown)
+//!   (a circuit breaker), so a hung Redis costs one timeout, not one per request. A cache
+//!   built while Redis is down serves from memory and connects when it can.
 //! - **Single flight**: concurrent callers of one cold key run the function body once; the
 //!   others wait for its value.
 //! - **Cancellation and failure**: a caller dropped mid-load, a body that panics, or one
