@@ -481,71 +481,30 @@ fn body(func: &ItemFn, args: &Args, key: &KeyCode, tags: &[KeyCode], mode: &Mode
     }
 }
 
-/// The companion module: `key`, `remove_cached`, `remove_local`.
+/// The companion module of a free function: `key`, `remove_cached`, `remove_local`.
 fn companion(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> TokenStream {
     let name = &func.sig.ident;
     let vis = &func.vis;
-    let used: Vec<&Param> = key.used.iter().map(|&i| &params[i]).collect();
-    let inputs = used.iter().map(|p| {
-        let ident = &p.ident;
-        let ty = &p.ty;
-        quote!(#ident: #ty)
-    });
-    let inputs = quote!(#(#inputs),*);
-    let generics = companion_generics(&func.sig.generics, &used);
-    let (impl_generics, _, where_clause) = generics.split_for_impl();
-    let cache = cache_binding(args);
-    let scope = scope_tokens(args);
-    let capacity = key.capacity;
     // Inside the module, `module_path!()` is the function's own path.
-    let path = quote!(::core::module_path!());
-    let plain_key = key.build(
-        quote!(::cachemacro::__private::String::with_capacity(#capacity)),
-        path.clone(),
+    let items = companion_items(
+        func,
+        args,
+        key,
+        params,
+        None,
+        quote!(::core::module_path!()),
     );
-    let storage_key = key.build(
-        quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
-        path,
-    );
-    let doc_mod = format!(
+    let doc = format!(
         "Cache operations of the `#[cached]` function `{name}`: its key, and its invalidation here and on every instance."
     );
-    let doc_key = format!(
-        "The key `{name}` caches these arguments under (before namespace and scope are added)."
-    );
-    let doc_remove = format!(
-        "Removes what `{name}` cached for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
-         Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
-    );
-    let doc_local = format!("Removes this process's in-memory copy of what `{name}` cached for these arguments; Redis and peers are untouched.");
-    let fn_name = format_ident!("{}", name);
     quote! {
-        #[doc = #doc_mod]
+        #[doc = #doc]
         #[allow(non_snake_case, clippy::all)]
-        #vis mod #fn_name {
+        #vis mod #name {
             #[allow(unused_imports)]
             use super::*;
 
-            #[doc = #doc_key]
-            pub fn key #impl_generics (#inputs) -> ::cachemacro::__private::String #where_clause {
-                #plain_key
-            }
-
-            #[doc = #doc_remove]
-            pub async fn remove_cached #impl_generics (#inputs)
-                -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error> #where_clause
-            {
-                #cache
-                let __cachemacro_key = #storage_key;
-                ::cachemacro::__private::remove(__cachemacro_cache, __cachemacro_key).await
-            }
-
-            #[doc = #doc_local]
-            pub fn remove_local #impl_generics (#inputs) #where_clause {
-                #cache
-                let __cachemacro_key = #storage_key;
-                ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
-            }
+            #items
         }
     }
 }
@@ -553,21 +512,55 @@ fn companion(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> Tok
 /// The companion of a `&self` method: methods beside it, `<name>_key`, `<name>_remove_cached`
 /// and `<name>_remove_local`, since an `impl` block cannot hold a module.
 fn companion_methods(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> TokenStream {
+    // A method's default key is written from `type_name::<Self>()`; the path is unused.
+    companion_items(func, args, key, params, Some(&func.vis), quote!(""))
+}
+
+/// The three companion functions. `method`: the method's visibility, for methods taking
+/// `&self` and named after the method; `None` for the functions of a companion module.
+fn companion_items(
+    func: &ItemFn,
+    args: &Args,
+    key: &KeyCode,
+    params: &[Param],
+    method: Option<&syn::Visibility>,
+    path: TokenStream,
+) -> TokenStream {
     let name = &func.sig.ident;
-    let vis = &func.vis;
     let used: Vec<&Param> = key.used.iter().map(|&i| &params[i]).collect();
     let inputs = used.iter().map(|p| {
         let ident = &p.ident;
         let ty = &p.ty;
         quote!(#ident: #ty)
     });
-    let inputs = quote!(&self #(, #inputs)*);
+    let (inputs, vis, names, what) = match method {
+        Some(vis) => (
+            quote!(&self #(, #inputs)*),
+            quote!(#[allow(clippy::all)] #vis),
+            [
+                format_ident!("{}_key", name),
+                format_ident!("{}_remove_cached", name),
+                format_ident!("{}_remove_local", name),
+            ],
+            format!("the cached method `{name}`"),
+        ),
+        None => (
+            quote!(#(#inputs),*),
+            quote!(pub),
+            [
+                format_ident!("key"),
+                format_ident!("remove_cached"),
+                format_ident!("remove_local"),
+            ],
+            format!("`{name}`"),
+        ),
+    };
+    let [key_fn, remove_fn, local_fn] = names;
     let generics = companion_generics(&func.sig.generics, &used);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let cache = cache_binding(args);
     let scope = scope_tokens(args);
     let capacity = key.capacity;
-    let path = quote!("");
     let plain_key = key.build(
         quote!(::cachemacro::__private::String::with_capacity(#capacity)),
         path.clone(),
@@ -576,24 +569,23 @@ fn companion_methods(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]
         quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
         path,
     );
-    let key_fn = format_ident!("{}_key", name);
-    let remove_fn = format_ident!("{}_remove_cached", name);
-    let local_fn = format_ident!("{}_remove_local", name);
-    let doc_key = format!("The key the cached method `{name}` stores these arguments under (before namespace and scope are added).");
+    let doc_key = format!(
+        "The key {what} caches these arguments under (before namespace and scope are added)."
+    );
     let doc_remove = format!(
-        "Removes what the cached method `{name}` stored for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
+        "Removes what {what} cached for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
          Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
     );
-    let doc_local = format!("Removes this process's in-memory copy of what the cached method `{name}` stored for these arguments.");
+    let doc_local = format!(
+        "Removes this process's in-memory copy of what {what} cached for these arguments; Redis and peers are untouched."
+    );
     quote! {
         #[doc = #doc_key]
-        #[allow(clippy::all)]
         #vis fn #key_fn #impl_generics (#inputs) -> ::cachemacro::__private::String #where_clause {
             #plain_key
         }
 
         #[doc = #doc_remove]
-        #[allow(clippy::all)]
         #vis async fn #remove_fn #impl_generics (#inputs)
             -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error> #where_clause
         {
@@ -603,7 +595,6 @@ fn companion_methods(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]
         }
 
         #[doc = #doc_local]
-        #[allow(clippy::all)]
         #vis fn #local_fn #impl_generics (#inputs) #where_clause {
             #cache
             let __cachemacro_key = #storage_key;
