@@ -85,6 +85,11 @@ impl Flights {
         })
     }
 
+    /// Whether a load of `key` is in flight.
+    pub(crate) fn is_in_flight(&self, key: &str) -> bool {
+        self.shard(key).contains_key(key)
+    }
+
     /// Marks the flight for `key` stale and detaches it, so that later callers start afresh.
     /// Call *before* removing the key from L1.
     pub(crate) fn invalidate(&self, key: &str) {

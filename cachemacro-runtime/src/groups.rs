@@ -156,15 +156,25 @@ impl Cache {
         if tag_keys.is_empty() {
             return;
         }
+        // Keys whose entries expired or were evicted stay listed until their tag is
+        // invalidated: prune them when a tag, or the number of tags, grows large. A key whose
+        // load is still in flight is live too: its registration must survive until it lands.
+        let live =
+            |key: &String| self.contains_local_at(key) || self.inner.flights.is_in_flight(key);
         let mut tags = self.local_tags();
         for tag in tag_keys {
             let keys = tags.entry(tag.clone()).or_default();
             keys.insert(skey.to_owned());
-            // Keys whose entries expired or were evicted stay listed until the tag is
-            // invalidated; prune them when a tag grows large.
             if keys.len() > 4096 {
-                keys.retain(|k| self.contains_local_at(k));
+                keys.retain(live);
             }
+        }
+        let limit = 1024 + 2 * usize::try_from(self.inner.l1.capacity()).unwrap_or(usize::MAX / 4);
+        if tags.len() > limit {
+            tags.retain(|_, keys| {
+                keys.retain(live);
+                !keys.is_empty()
+            });
         }
     }
 

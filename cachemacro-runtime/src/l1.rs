@@ -92,6 +92,11 @@ impl L1 {
         }
     }
 
+    /// The most entries it holds.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.moka.policy().max_capacity().unwrap_or(u64::MAX)
+    }
+
     /// Entries held, after applying pending evictions and invalidations.
     pub(crate) fn entry_count(&self) -> u64 {
         self.moka.run_pending_tasks();

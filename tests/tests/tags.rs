@@ -129,3 +129,38 @@ async fn a_tag_invalidation_during_a_load_on_another_instance_is_not_undone() {
         );
     }
 }
+
+static PRUNE_GATE_ENTERED: Semaphore = Semaphore::const_new(0);
+static PRUNE_GATE_RELEASE: Semaphore = Semaphore::const_new(0);
+
+#[cached(key = "held:<id>", tags = ["held:<id>"], cache = current())]
+async fn held(id: u64) -> u64 {
+    PRUNE_GATE_ENTERED.add_permits(1);
+    PRUNE_GATE_RELEASE.acquire().await.unwrap().forget();
+    id
+}
+
+#[tokio::test]
+async fn pruning_in_memory_tag_registrations_keeps_loads_in_flight() {
+    let cache = Cache::builder().l1_capacity(10).build_in_memory().unwrap();
+    let pending = tokio::spawn({
+        let cache = cache.clone();
+        async move { on(&cache, held(1)).await }
+    });
+    PRUNE_GATE_ENTERED.acquire().await.unwrap().forget();
+    // Far more tags than a 10-entry L1 can hold: the registrations get pruned.
+    for id in 0..3_000 {
+        on(&cache, profile(id)).await;
+    }
+    assert_eq!(
+        cache.invalidate_tag("held:1").await.unwrap(),
+        1,
+        "the load in flight is still registered"
+    );
+    PRUNE_GATE_RELEASE.add_permits(1);
+    assert_eq!(pending.await.unwrap(), 1);
+    assert!(
+        !cache.contains_local("held:1"),
+        "the invalidated load was not cached"
+    );
+}
