@@ -13,7 +13,7 @@ use crate::codec::{Bincode, Codec};
 use crate::flight::Flights;
 use crate::key::{Layout, Place};
 use crate::l1::L1;
-use crate::l2::L2;
+use crate::l2::{Conn, L2};
 use crate::Error;
 
 /// The default namespace: the first part of every stored key.
@@ -53,6 +53,8 @@ pub struct CacheBuilder {
     l1_capacity: u64,
     default_ttl: Duration,
     redis_url: Option<String>,
+    /// The seed nodes of a Redis Cluster, instead of `redis_url`.
+    cluster_urls: Vec<String>,
     redis_timeout: Duration,
     heartbeat: Duration,
     cooldown: Duration,
@@ -69,6 +71,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("l1_capacity", &self.l1_capacity)
             .field("default_ttl", &self.default_ttl)
             .field("redis", &self.redis_url.is_some())
+            .field("redis_cluster", &self.cluster_urls)
             .field("redis_timeout", &self.redis_timeout)
             .field("redis_cooldown", &self.cooldown)
             .field("ttl_jitter", &self.ttl_jitter)
@@ -97,6 +100,7 @@ impl CacheBuilder {
             l1_capacity: DEFAULT_L1_CAPACITY,
             default_ttl: DEFAULT_TTL,
             redis_url: None,
+            cluster_urls: Vec::new(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             heartbeat: Duration::from_secs(2),
             cooldown: Duration::from_secs(2),
@@ -131,6 +135,15 @@ impl CacheBuilder {
     /// (`redis://host:port/db`, `rediss://` for TLS).
     pub fn redis(mut self, url: &str) -> Self {
         self.redis_url = Some(url.to_owned());
+        self
+    }
+
+    /// Turns on L2 and the invalidation bus on a Redis Cluster, given some of its nodes
+    /// (`redis://host:port`). Values are spread over the cluster's slots; invalidation
+    /// messages are published cluster-wide and heard through any one node. Unlike
+    /// [`redis`](Self::redis), building fails when no node can be reached.
+    pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
+        self.cluster_urls = nodes.iter().map(|n| n.to_string()).collect();
         self
     }
 
@@ -213,21 +226,17 @@ impl CacheBuilder {
     /// returns the cache, which serves from L1 and the functions (fail-open), logs a
     /// warning, and connects in the background.
     ///
-    /// Fails on an invalid configuration or Redis URL.
+    /// Fails on an invalid configuration or Redis URL, and, with
+    /// [`redis_cluster`](Self::redis_cluster), when no node of the cluster answers.
     pub async fn build(self) -> Result<Cache, Error> {
         self.validate()?;
-        let Some(url) = self.redis_url.clone() else {
+        let (conn, clients, url) = if !self.cluster_urls.is_empty() {
+            self.connect_cluster().await?
+        } else if let Some(url) = self.redis_url.clone() {
+            self.connect_single(&url)?
+        } else {
             return Ok(self.build_local());
         };
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| Error::Config(format!("invalid Redis URL `{url}`: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.redis_timeout))
-            .set_response_timeout(Some(self.redis_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| Error::redis("connect", e))?;
         let instance = RandomState::new().hash_one(std::process::id());
         let layout = Layout::new(&self.namespace);
         let channel = format!("{}bus", layout.root());
@@ -235,7 +244,7 @@ impl CacheBuilder {
             timeout: self.redis_timeout,
             heartbeat: self.heartbeat,
         };
-        let (bus, listener) = bus::bus(client, conn.clone(), channel, instance, timings);
+        let (bus, listener) = bus::bus(clients, conn.clone(), channel, instance, timings);
         let timeout = self.redis_timeout;
         let cache = self.assemble(layout, Some(L2::new(conn)), Some(bus), instance);
         let ready = listener.spawn(Arc::downgrade(cache.inner()));
@@ -246,6 +255,43 @@ impl CacheBuilder {
             );
         }
         Ok(cache)
+    }
+
+    /// A reconnecting connection to one server (made lazily, so building never waits for it).
+    fn connect_single(&self, url: &str) -> Result<(Conn, Vec<redis::Client>, String), Error> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::Config(format!("invalid Redis URL `{url}`: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.redis_timeout))
+            .set_response_timeout(Some(self.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| Error::redis("connect", e))?;
+        Ok((Conn::Single(conn), vec![client], url.to_owned()))
+    }
+
+    /// A connection to a cluster, and a client per seed node for the bus.
+    async fn connect_cluster(&self) -> Result<(Conn, Vec<redis::Client>, String), Error> {
+        let urls = &self.cluster_urls;
+        let clients = urls
+            .iter()
+            .map(|url| {
+                redis::Client::open(url.as_str())
+                    .map_err(|e| Error::Config(format!("invalid Redis URL `{url}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cluster = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+            .connection_timeout(self.redis_timeout)
+            .response_timeout(self.redis_timeout)
+            .retries(1)
+            .build()
+            .map_err(|e| Error::Config(format!("invalid Redis Cluster nodes {urls:?}: {e}")))?;
+        let conn = cluster
+            .get_async_connection()
+            .await
+            .map_err(|e| Error::redis("connect to the cluster", e))?;
+        Ok((Conn::Cluster(conn), clients, urls.join(",")))
     }
 
     /// Builds an in-process cache synchronously, for a `static` or a non-async context.
@@ -261,7 +307,7 @@ impl CacheBuilder {
     /// ```
     pub fn build_in_memory(self) -> Result<Cache, Error> {
         self.validate()?;
-        if self.redis_url.is_some() {
+        if self.redis_url.is_some() || !self.cluster_urls.is_empty() {
             return Err(Error::Config(
                 "a cache with Redis is built with `.build().await`".into(),
             ));

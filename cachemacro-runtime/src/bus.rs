@@ -26,11 +26,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::RedisError;
 use tokio::sync::{oneshot, watch};
 
 use crate::cache::{Cache, Inner};
+use crate::l2::Conn;
 
 const VERSION: &str = "cm1";
 
@@ -83,7 +83,7 @@ pub(crate) struct BusTimings {
 
 /// The publishing side, held by the cache. Dropping it stops the listener.
 pub(crate) struct Bus {
-    conn: ConnectionManager,
+    conn: Conn,
     channel: String,
     instance: u64,
     connected: Arc<AtomicBool>,
@@ -119,7 +119,9 @@ impl Bus {
 
 /// Everything the listener needs, made before the cache exists.
 pub(crate) struct Listener {
-    client: redis::Client,
+    /// One client per node: a cluster broadcasts every message to all its nodes, so a
+    /// subscription to any one of them hears everything; on failure the next is tried.
+    clients: Vec<redis::Client>,
     channel: String,
     instance: u64,
     connected: Arc<AtomicBool>,
@@ -129,8 +131,8 @@ pub(crate) struct Listener {
 
 /// Makes the two halves of the bus.
 pub(crate) fn bus(
-    client: redis::Client,
-    conn: ConnectionManager,
+    clients: Vec<redis::Client>,
+    conn: Conn,
     channel: String,
     instance: u64,
     timings: BusTimings,
@@ -145,7 +147,7 @@ pub(crate) fn bus(
         _stop: stop_tx,
     };
     let listener = Listener {
-        client,
+        clients,
         channel,
         instance,
         connected,
@@ -167,9 +169,12 @@ impl Listener {
     async fn run(mut self, cache: Weak<Inner>, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let mut backoff = Duration::from_millis(50);
+        let mut attempt = 0usize;
         loop {
+            let client = self.clients[attempt % self.clients.len()].clone();
+            attempt += 1;
             let connect = tokio::time::timeout(self.timings.timeout, async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
+                let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&self.channel).await?;
                 Ok::<_, RedisError>(pubsub)
             });

@@ -2,8 +2,45 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+
+/// A connection to one Redis server (reconnecting) or to a Redis Cluster.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Stores `ARGV[2]` with TTL `ARGV[3]` ms only if the key still holds exactly `ARGV[1]`:
 /// the compare-and-set fill that keeps a load from undoing a removal that happened while it
@@ -27,7 +64,7 @@ return members
 /// The shared tier.
 #[derive(Clone)]
 pub(crate) struct L2 {
-    conn: ConnectionManager,
+    conn: Conn,
     fill_if_unchanged: Script,
     take_members: Script,
 }
@@ -37,7 +74,7 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 impl L2 {
-    pub(crate) fn new(conn: ConnectionManager) -> Self {
+    pub(crate) fn new(conn: Conn) -> Self {
         Self {
             conn,
             fill_if_unchanged: Script::new(FILL_IF_UNCHANGED),
@@ -65,23 +102,33 @@ impl L2 {
         if tag_keys.is_empty() {
             return self.get(key).await;
         }
-        let mut pipe = redis::pipe();
-        for tag in tag_keys {
+        let register = |pipe: &mut Pipeline, tag: &String| {
             pipe.cmd("SADD").arg(tag).arg(key).ignore();
             // NX sets a first expiry, GT only ever lengthens it.
-            pipe.cmd("PEXPIRE")
-                .arg(tag)
-                .arg(millis(ttl))
-                .arg("NX")
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(tag)
-                .arg(millis(ttl))
-                .arg("GT")
-                .ignore();
+            for condition in ["NX", "GT"] {
+                pipe.cmd("PEXPIRE")
+                    .arg(tag)
+                    .arg(millis(ttl))
+                    .arg(condition)
+                    .ignore();
+            }
+        };
+        let mut conn = self.conn.clone();
+        if let Conn::Cluster(_) = conn {
+            // The tag sets and the key live in different slots: one round trip each.
+            for tag in tag_keys {
+                let mut pipe = redis::pipe();
+                register(&mut pipe, tag);
+                pipe.query_async::<()>(&mut conn).await?;
+            }
+            return self.get(key).await;
+        }
+        let mut pipe = redis::pipe();
+        for tag in tag_keys {
+            register(&mut pipe, tag);
         }
         pipe.cmd("GET").arg(key);
-        let (bytes,): (Option<Vec<u8>>,) = pipe.query_async(&mut self.conn.clone()).await?;
+        let (bytes,): (Option<Vec<u8>>,) = pipe.query_async(&mut conn).await?;
         Ok(bytes)
     }
 
@@ -103,6 +150,19 @@ impl L2 {
         channel: Option<&str>,
         messages: &[String],
     ) -> Result<(), RedisError> {
+        if let Conn::Cluster(_) = self.conn {
+            // Every key in its own slot: one round trip each, the message after the write.
+            for (i, key) in keys.iter().enumerate() {
+                match (channel, messages.get(i)) {
+                    (Some(channel), Some(message)) => {
+                        self.set_and_publish(key, tombstone, ttl, channel, message)
+                            .await?
+                    }
+                    _ => self.set(key, tombstone, ttl).await?,
+                }
+            }
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for (i, key) in keys.iter().enumerate() {
             pipe.cmd("SET")
@@ -181,6 +241,17 @@ impl L2 {
         channel: &str,
         message: &str,
     ) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        if let Conn::Cluster(_) = conn {
+            // A cluster routes the key and the channel by their own slots: two round trips,
+            // in this order, so a peer that hears the message finds the new value.
+            self.set(key, value, ttl).await?;
+            return redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async::<()>(&mut conn)
+                .await;
+        }
         redis::pipe()
             .cmd("SET")
             .arg(key)
@@ -192,7 +263,7 @@ impl L2 {
             .arg(channel)
             .arg(message)
             .ignore()
-            .query_async::<()>(&mut self.conn.clone())
+            .query_async::<()>(&mut conn)
             .await
     }
 
@@ -200,29 +271,45 @@ impl L2 {
     /// blocking the server. Returns how many were deleted.
     pub(crate) async fn scan_unlink(&self, pattern: &str) -> Result<u64, RedisError> {
         let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
+        let nodes = match &mut conn {
+            Conn::Single(_) => vec![None],
+            // Every primary holds its own part of the keys: scan each.
+            Conn::Cluster(cluster) => primaries(cluster).await?.into_iter().map(Some).collect(),
+        };
         let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await?;
-                deleted += n;
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut conn, &node) {
+                    (Conn::Cluster(cluster), Some((host, port))) => {
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        redis::from_redis_value(cluster.route_command(scan, routing).await?)?
+                    }
+                    _ => scan.query_async(&mut conn).await?,
+                };
+                if !keys.is_empty() {
+                    let n: u64 = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     /// The counter under `key` (0 when absent).
@@ -241,4 +328,26 @@ impl L2 {
             .query_async(&mut self.conn.clone())
             .await
     }
+}
+
+/// The primaries of a cluster, as `(host, port)`, from `CLUSTER NODES`.
+async fn primaries(cluster: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(cluster)
+        .await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            // `host:port@cport[,hostname]`
+            let address = fields.get(1)?.split('@').next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect())
 }

@@ -134,6 +134,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! For a Redis Cluster, `.redis_cluster(&["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])`
+//! instead: values spread over the slots, invalidations are published cluster-wide, and
+//! the bus listens through any one node (the next one when it fails). The operations that
+//! cannot be one round trip there (a write and its message, a tag registration and the
+//! read) take one per slot.
+//!
 //! - **Read**: L1, then Redis (`GET`), then the function. An L2 hit fills L1 for what is left
 //!   of the Redis TTL, never longer. Concurrent misses in one instance run one L2 lookup and
 //!   at most one function call.
@@ -229,7 +235,6 @@
 //!   needs a module or an inherent impl to live in).
 //! - The return type is recognised by the last segment of its path (`Result`, `Option`);
 //!   a type alias with another name is cached as a plain value.
-//! - One Redis server (or a primary with replicas); Redis Cluster is not supported yet.
 //!
 //! ## Changing a cached type
 //!

@@ -144,6 +144,97 @@ impl Drop for RedisServer {
     }
 }
 
+/// A Redis Cluster of `redis-server` processes (primaries only), stopped on drop.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts `n` (at least 3) cluster-enabled servers, joins them into a cluster with
+    /// `redis-cli --cluster create`, and waits until every node reports `cluster_state:ok`.
+    pub fn start(n: usize) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cachemacro-cluster-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let nodes: Vec<RedisServer> = (0..n)
+            .map(|i| {
+                let config = format!("nodes-{i}.conf");
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &config,
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    &dir_arg,
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, dir };
+        cluster.wait_ok();
+        cluster
+    }
+
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = self.nodes.iter().all(|node| {
+                let mut conn = match node.client().get_connection() {
+                    Ok(conn) => conn,
+                    Err(_) => return false,
+                };
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok")
+            });
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the cluster did not reach cluster_state:ok within 20s");
+    }
+
+    /// `redis://` URLs of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes, to inspect or to stop one.
+    pub fn nodes(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))

@@ -1,0 +1,81 @@
+//! The same guarantees on a Redis Cluster: values spread over the slots of three primaries,
+//! invalidations heard through any node.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cachemacro::{cached, Cache};
+use cachemacro_tests::{current, eventually, on, RedisCluster};
+use once_cell::sync::Lazy;
+
+static ROWS: Lazy<Mutex<HashMap<u64, String>>> = Lazy::new(Default::default);
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "product:<id>", tags = ["catalog"], cache = current())]
+async fn product(id: u64) -> String {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+    ROWS.lock()
+        .unwrap()
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("v1 of {id}"))
+}
+
+async fn instance(cluster: &RedisCluster) -> Cache {
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    Cache::builder()
+        .namespace("shop")
+        .redis_cluster(&nodes)
+        .redis_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect("the cluster cache builds")
+}
+
+#[tokio::test]
+async fn on_a_cluster_writes_tags_versions_and_purge_reach_every_instance() {
+    let cluster = RedisCluster::start(3);
+    let a = instance(&cluster).await;
+    let b = instance(&cluster).await;
+    assert!(
+        eventually(Duration::from_secs(5), || a.bus_connected()
+            && b.bus_connected())
+        .await
+    );
+
+    // 40 keys land on all three primaries' slots.
+    for id in 0..40 {
+        on(&a, product(id)).await;
+    }
+    for id in 0..40 {
+        assert_eq!(on(&b, product(id)).await, format!("v1 of {id}"));
+    }
+    assert_eq!(
+        LOADS.load(Ordering::SeqCst),
+        40,
+        "B read every value from the cluster"
+    );
+
+    // A write on A is visible on B's next read.
+    ROWS.lock().unwrap().insert(7, "v2 of 7".into());
+    on(&a, product::remove_cached(7)).await.unwrap();
+    assert!(eventually(Duration::from_secs(3), || !b.contains_local("product:7")).await);
+    assert_eq!(on(&b, product(7)).await, "v2 of 7");
+
+    // A tag spans keys in every slot.
+    ROWS.lock().unwrap().insert(8, "v2 of 8".into());
+    assert_eq!(b.invalidate_tag("catalog").await.unwrap(), 40);
+    assert!(eventually(Duration::from_secs(3), || !a.contains_local("product:8")).await);
+    assert_eq!(on(&a, product(8)).await, "v2 of 8");
+
+    // Group versions and the namespace purge.
+    assert_eq!(a.bump_version("catalog").await.unwrap(), 1);
+    assert_eq!(b.version("catalog").await.unwrap(), 1);
+    let deleted = a.purge().await.unwrap();
+    assert!(deleted >= 40, "every node's keys were purged: {deleted}");
+    assert_eq!(b.version("catalog").await.unwrap(), 0);
+    assert!(eventually(Duration::from_secs(3), || !b.contains_local("product:1")).await);
+}
