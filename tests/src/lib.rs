@@ -28,17 +28,24 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments, such as
     /// `["--maxmemory", "2mb"]`.
     pub fn start_with(args: &[&str]) -> Self {
-        let port = free_port();
         let mut server = Self {
-            port,
+            port: 0,
             child: None,
             extra: args.iter().map(|a| a.to_string()).collect(),
         };
-        server.spawn();
-        server
+        // Another test may take the free port between our look and redis-server's bind:
+        // then ours exits, and we try another port.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server could not start on a free port 5 times in a row");
     }
 
-    fn spawn(&mut self) {
+    /// Starts redis-server on `self.port`; `false` when it could not take the port.
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -58,14 +65,26 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed and on PATH (apt-get install redis-server)");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&self) {
+    /// Waits until *our* server answers on the port (not another test's that took it).
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            let child = self.child.as_mut().expect("spawned");
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return false;
+            }
+            let pid = child.id();
             if self.ping() {
-                return;
+                if self.answering_pid() == Some(pid) {
+                    return true;
+                }
+                // Someone else's server is on this port; ours will exit.
+                self.kill();
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -73,6 +92,15 @@ impl RedisServer {
             "redis-server on port {} did not answer within 10s",
             self.port
         );
+    }
+
+    /// The process id of the server answering on the port.
+    fn answering_pid(&self) -> Option<u32> {
+        let mut conn = self.client().get_connection().ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 
     /// Whether the server answers `PING` now.
@@ -113,7 +141,11 @@ impl RedisServer {
     /// Kills the server and starts a new, empty one on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server could not take port {} again",
+            self.port
+        );
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
