@@ -59,15 +59,7 @@ impl Table {
         baseline: (&str, f64),
         limit: Option<f64>,
     ) {
-        let ratio = ours / baseline.1;
-        self.push(Row {
-            scenario: scenario.into(),
-            ours: format!("{ours:.3} {unit}"),
-            baseline: format!("{}: {:.3} {unit}", baseline.0, baseline.1),
-            ratio: format!("{ratio:.3}×"),
-            target: limit.map_or("-".into(), |l| format!("≤ {l:.2}×")),
-            verdict: verdict(limit.map(|l| ratio <= l)),
-        });
+        self.compare(scenario, unit, 3, ours, baseline, limit.map(|l| ('≤', l)));
     }
 
     /// A row where higher is better (throughput): ours / baseline must be at least `limit`.
@@ -79,14 +71,28 @@ impl Table {
         baseline: (&str, f64),
         limit: Option<f64>,
     ) {
-        let ratio = ours / baseline.1;
+        self.compare(scenario, unit, 0, ours, baseline, limit.map(|l| ('≥', l)));
+    }
+
+    /// A row of ours against `baseline`, figures with `decimals`, and the ratio's target as
+    /// `('≤' | '≥', limit)`.
+    fn compare(
+        &mut self,
+        scenario: &str,
+        unit: &str,
+        decimals: usize,
+        ours: f64,
+        (name, base): (&str, f64),
+        target: Option<(char, f64)>,
+    ) {
+        let ratio = ours / base;
         self.push(Row {
             scenario: scenario.into(),
-            ours: format!("{ours:.0} {unit}"),
-            baseline: format!("{}: {:.0} {unit}", baseline.0, baseline.1),
+            ours: format!("{ours:.decimals$} {unit}"),
+            baseline: format!("{name}: {base:.decimals$} {unit}"),
             ratio: format!("{ratio:.3}×"),
-            target: limit.map_or("-".into(), |l| format!("≥ {l:.2}×")),
-            verdict: verdict(limit.map(|l| ratio >= l)),
+            target: target.map_or("-".into(), |(op, l)| format!("{op} {l:.2}×")),
+            verdict: verdict(target.map(|(op, l)| if op == '≤' { ratio <= l } else { ratio >= l })),
         });
     }
 

@@ -142,34 +142,43 @@ impl Cache {
         let Some(l2) = &self.inner.l2 else {
             return Ok(None);
         };
+        let leader = match self.follow_or_lead::<T>(skey).await {
+            Ok(value) => return Ok(Some(value)),
+            Err(leader) => leader,
+        };
+        let ttl = self.inner.default_ttl;
+        match self
+            .l2_lookup::<T>(l2, skey, self.fingerprint::<T>(0), &[], ttl)
+            .await
+        {
+            Lookup::Hit(value, remaining) => {
+                let out = T::clone(&value);
+                self.land_l2_hit(leader, value, remaining, ttl);
+                Ok(Some(out))
+            }
+            Lookup::Miss(_) => {
+                leader.land(&self.inner.l1, None, false);
+                Ok(None)
+            }
+            Lookup::Failed(err) => Err(err),
+        }
+    }
+
+    /// Joins the flight for `skey`: `Ok` with the value another caller loaded, or `Err`
+    /// with the lead when this caller must load it (no flight was in the air, or the one it
+    /// waited for failed, was cancelled, or loaded another type).
+    async fn follow_or_lead<T: CacheValue>(&self, skey: &str) -> Result<T, Leader<'_>> {
         loop {
             match self.inner.flights.join(skey) {
                 Role::Follower(follower) => {
                     if let Some(value) = follower.wait().await.and_then(|e| e.downcast::<T>()) {
-                        return Ok(Some(T::clone(&value)));
+                        return Ok(T::clone(&value));
                     }
                     if let Some(value) = self.l1_get::<T>(skey) {
-                        return Ok(Some(value));
+                        return Ok(value);
                     }
                 }
-                Role::Leader(leader) => {
-                    let ttl = self.inner.default_ttl;
-                    return match self
-                        .l2_lookup::<T>(l2, skey, self.fingerprint::<T>(0), &[], ttl)
-                        .await
-                    {
-                        Lookup::Hit(value, remaining) => {
-                            let out = T::clone(&value);
-                            self.land_l2_hit(leader, value, remaining, ttl);
-                            Ok(Some(out))
-                        }
-                        Lookup::Miss(_) => {
-                            leader.land(&self.inner.l1, None, false);
-                            Ok(None)
-                        }
-                        Lookup::Failed(err) => Err(err),
-                    };
-                }
+                Role::Leader(leader) => return Err(leader),
             }
         }
     }
@@ -230,25 +239,9 @@ impl Cache {
         M: Mode<R>,
         F: Future<Output = R>,
     {
-        loop {
-            match self.inner.flights.join(&skey) {
-                Role::Follower(follower) => {
-                    if let Some(value) = follower
-                        .wait()
-                        .await
-                        .and_then(|entry| entry.downcast::<M::Value>())
-                    {
-                        return M::wrap(M::Value::clone(&value));
-                    }
-                    // The leader failed, was cancelled, or loaded another type: look again.
-                    if let Some(value) = self.l1_get::<M::Value>(&skey) {
-                        return M::wrap(value);
-                    }
-                }
-                Role::Leader(leader) => {
-                    return self.lead::<M, R, F>(leader, &skey, &options, fut).await
-                }
-            }
+        match self.follow_or_lead::<M::Value>(&skey).await {
+            Ok(value) => M::wrap(value),
+            Err(leader) => self.lead::<M, R, F>(leader, &skey, &options, fut).await,
         }
     }
 
