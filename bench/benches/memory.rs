@@ -42,6 +42,47 @@ async fn cachemacro_bytes_per_entry(n: u64) -> f64 {
     (after - before) as f64 / n as f64
 }
 
+/// Heap bytes per held entry of a full cachemacro L1 of `capacity` entries after `3 ×
+/// capacity` distinct inserts: the steady state, with the eviction policy's own memory (the
+/// evicted keys it remembers) included.
+async fn cachemacro_full_bytes_per_entry(capacity: u64) -> f64 {
+    let before = live(&GLOBAL.stats());
+    let cache = Cache::builder()
+        .namespace("bench")
+        .l1_capacity(capacity)
+        .default_ttl(Duration::from_secs(600))
+        .build_in_memory()
+        .expect("valid settings");
+    for id in 0..3 * capacity {
+        cache
+            .set(&format!("user:{id}"), user(id), None)
+            .await
+            .unwrap();
+    }
+    let held = cache.local_entry_count();
+    let after = live(&GLOBAL.stats());
+    black_box(&cache);
+    (after - before) as f64 / held as f64
+}
+
+/// The same for raw moka.
+async fn raw_full_bytes_per_entry(capacity: u64) -> f64 {
+    let before = live(&GLOBAL.stats());
+    let raw: moka::future::Cache<String, Arc<User>> = moka::future::Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(Duration::from_secs(600))
+        .build();
+    for id in 0..3 * capacity {
+        raw.insert(format!("bench:c1:k:user:{id}"), Arc::new(user(id)))
+            .await;
+    }
+    raw.run_pending_tasks().await;
+    let held = raw.entry_count();
+    let after = live(&GLOBAL.stats());
+    black_box(&raw);
+    (after - before) as f64 / held as f64
+}
+
 /// Heap bytes per entry of a raw moka cache holding the same `Arc<User>` under the same keys.
 async fn raw_bytes_per_entry(n: u64) -> f64 {
     let before = live(&GLOBAL.stats());
@@ -78,6 +119,17 @@ fn main() {
                 Some(1.3),
             );
         }
+
+        let capacity = 100_000;
+        let ours = cachemacro_full_bytes_per_entry(capacity).await;
+        let raw = raw_full_bytes_per_entry(capacity).await;
+        table.lower_is_better(
+            &format!("heap per held entry, full at {capacity} after 3× as many inserts (bytes)"),
+            "B",
+            ours,
+            ("raw moka::future holding Arc<User>", raw),
+            Some(1.3),
+        );
 
         // Allocations per L1 hit: the clone of the value (two Strings) is the floor.
         let raw = RawMoka::default();

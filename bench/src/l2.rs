@@ -59,13 +59,7 @@ where
     order.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::multi_thread;
 
 /// Scenario 2: L2 hits with L1 empty, against GET + decode.
 pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {

@@ -10,9 +10,14 @@
 //! allocations per hit.
 
 pub mod alternatives;
+pub mod batch;
+pub mod compression;
+pub mod hit_ratio;
 pub mod l1;
 pub mod l2;
 pub mod model;
+pub mod observability;
+pub mod resilience;
 pub mod stats;
 
 use std::time::Duration;
@@ -70,4 +75,13 @@ pub fn report(name: &str, title: &str, markdown: &str) {
         eprintln!("could not write {}: {err}", path.display());
     }
     println!("\n{text}\n(written to {})", path.display());
+}
+
+/// A tokio runtime with 2 workers, as the multi-task scenarios use.
+pub fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }

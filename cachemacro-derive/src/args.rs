@@ -3,42 +3,110 @@
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
 use crate::errors::Errors;
 
 /// The names `#[cached]` accepts, in the order error messages list them.
-const KNOWN: &str = "`key`, `ttl`, `scope`, `cache`, `cache_none`, `version`, `tags`";
+const KNOWN: &str =
+    "`key`, `ttl`, `scope`, `cache`, `ignore`, `result`, `option`, `cache_none`, `version`, `tags`, \
+     `stale_for`, `soft_timeout`, `hard_timeout`, `refresh_ahead`, `fail_safe_throttle`, `fleet_single_flight`, `batch`";
 
 /// The parsed, validated arguments.
 #[derive(Default)]
 pub(crate) struct Args {
     /// The key template.
     pub(crate) key: Option<LitStr>,
-    /// The TTL in milliseconds.
-    pub(crate) ttl_ms: Option<u64>,
-    /// The scope name.
+    /// The TTL.
+    pub(crate) ttl: Option<Ttl>,
+    /// The scope template.
     pub(crate) scope: Option<LitStr>,
     /// An expression giving the cache.
     pub(crate) cache: Option<Expr>,
+    /// Parameters deliberately left out of the key.
+    pub(crate) ignore: Vec<Ident>,
+    /// `result = true/false`: the return type is (or is not to be treated as) a `Result`.
+    pub(crate) result: Option<Flag>,
+    /// `option = true/false`: the return type is (or is not to be treated as) an `Option`.
+    pub(crate) option: Option<Flag>,
     /// Cache `None` results too; the span points at the argument.
     pub(crate) cache_none: Option<Span>,
     /// The schema version of the cached type, part of its fingerprint in Redis.
     pub(crate) version: Option<u32>,
     /// Tag templates.
     pub(crate) tags: Vec<LitStr>,
+    /// How long past its TTL an entry is kept, to serve when a reload fails.
+    pub(crate) stale_for: Option<Named<Ttl>>,
+    /// How long callers wait for a reload before they get the stale value.
+    pub(crate) soft_timeout: Option<Named<Ttl>>,
+    /// How long a reload may take before it counts as failed.
+    pub(crate) hard_timeout: Option<Named<Ttl>>,
+    /// The fraction of the TTL after which a hit refreshes the value in the background.
+    pub(crate) refresh_ahead: Option<Named<f64>>,
+    /// How long a stale value is served as if fresh after a failed reload.
+    pub(crate) fail_safe_throttle: Option<Named<Ttl>>,
+    /// Fleet-wide single flight.
+    pub(crate) fleet: Option<Named<Fleet>>,
+    /// `batch(id in ids)`: a batch function, cached per element.
+    pub(crate) batch: Option<Named<Batch>>,
 }
 
-/// One `name = value` or bare `name`, before validation.
+/// `batch(id in ids)`: the element's name in the key template, and the collection
+/// parameter.
+pub(crate) struct Batch {
+    pub(crate) element: Ident,
+    pub(crate) collection: Ident,
+}
+
+/// An argument's value, with the span of its name for messages.
+pub(crate) struct Named<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// `fleet_single_flight`: off, on with the cache's wait, or on with a wait of its own.
+pub(crate) enum Fleet {
+    Off,
+    On,
+    Wait(Ttl),
+}
+
+/// A `ttl` argument.
+pub(crate) enum Ttl {
+    /// A literal (`"5m"`, `300`), checked here: the TTL in milliseconds.
+    Millis(u64),
+    /// Any other expression, which must give a `Duration`.
+    Expr(Expr),
+}
+
+/// A `name = true` / `name = false` argument.
+#[derive(Clone, Copy)]
+pub(crate) struct Flag {
+    pub(crate) value: bool,
+    /// The argument's name, for messages.
+    pub(crate) span: Span,
+}
+
+/// One `name = value`, `name(...)` or bare `name`, before validation.
 struct RawArg {
     name: Ident,
     value: Option<Expr>,
+    /// What `name(...)` holds.
+    group: Option<proc_macro2::TokenStream>,
 }
 
 impl Parse for RawArg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let name = input.call(syn::ext::IdentExt::parse_any)?;
+        if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            return Ok(Self {
+                name,
+                value: None,
+                group: Some(content.parse()?),
+            });
+        }
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
             Some(input.parse()?)
@@ -49,7 +117,11 @@ impl Parse for RawArg {
                 "expected `=` after `{name}`, as in `key = \"user:<id>\"`"
             )));
         };
-        Ok(Self { name, value })
+        Ok(Self {
+            name,
+            value,
+            group: None,
+        })
     }
 }
 
@@ -76,14 +148,21 @@ impl Args {
             match name.as_str() {
                 "key" => args.key = string(&arg, errors, "a key template such as `key = \"user:<id>\"`"),
                 "scope" => {
-                    args.scope = string(&arg, errors, "a scope name such as `scope = \"users\"`");
+                    args.scope = string(&arg, errors, "a scope name such as `scope = \"users\"` or `scope = \"tenant-<tenant>\"`");
                     if let Some(scope) = &args.scope {
                         if scope.value().is_empty() {
                             errors.spanned(scope, "the scope name must not be empty: write `scope = \"users\"`, or leave `scope` out");
                         }
                     }
                 }
-                "ttl" => args.ttl_ms = ttl(&arg, errors),
+                "ttl" => args.ttl = duration(&arg, errors, TTL_HELP),
+                "stale_for" => args.stale_for = named(&arg, duration(&arg, errors, "write a duration such as `stale_for = \"1h\"` or an expression giving a `Duration`")),
+                "soft_timeout" => args.soft_timeout = named(&arg, duration(&arg, errors, "write a duration such as `soft_timeout = \"100ms\"` or an expression giving a `Duration`")),
+                "hard_timeout" => args.hard_timeout = named(&arg, duration(&arg, errors, "write a duration such as `hard_timeout = \"2s\"` or an expression giving a `Duration`")),
+                "fail_safe_throttle" => args.fail_safe_throttle = named(&arg, duration(&arg, errors, "write a duration such as `fail_safe_throttle = \"30s\"` or an expression giving a `Duration`")),
+                "refresh_ahead" => args.refresh_ahead = named(&arg, fraction(&arg, errors)),
+                "fleet_single_flight" => args.fleet = named(&arg, fleet(&arg, errors)),
+                "batch" => args.batch = named(&arg, batch(&arg, errors)),
                 "cache" => match arg.value {
                     Some(expr) => args.cache = Some(expr),
                     None => errors.spanned(
@@ -91,15 +170,14 @@ impl Args {
                         "`cache` needs an expression giving the cache, such as `cache = &APP_CACHE`",
                     ),
                 },
-                "cache_none" => match &arg.value {
-                    None => args.cache_none = Some(arg.name.span()),
-                    Some(Expr::Lit(lit)) => match &lit.lit {
-                        Lit::Bool(b) if b.value => args.cache_none = Some(arg.name.span()),
-                        Lit::Bool(_) => {}
-                        other => errors.spanned(other, "`cache_none` takes `true` or `false`"),
-                    },
-                    Some(other) => errors.spanned(other, "`cache_none` takes `true` or `false`"),
-                },
+                "cache_none" => {
+                    if let Some(Flag { value: true, span }) = flag(&arg, errors) {
+                        args.cache_none = Some(span);
+                    }
+                }
+                "result" => args.result = flag(&arg, errors),
+                "option" => args.option = flag(&arg, errors),
+                "ignore" => args.ignore = ignore(&arg, errors),
                 "tags" => match &arg.value {
                     Some(Expr::Array(array)) => {
                         for element in &array.elems {
@@ -154,12 +232,133 @@ fn string(arg: &RawArg, errors: &mut Errors, expected: &str) -> Option<LitStr> {
 }
 
 const TTL_HELP: &str =
-    "write a duration such as `ttl = \"30s\"`, `ttl = \"5m\"`, `ttl = \"1h 30m\"`, or a number of seconds such as `ttl = 300`";
+    "write a duration such as `ttl = \"30s\"`, `ttl = \"5m\"`, `ttl = \"1h 30m\"`, a number of seconds such as `ttl = 300`, or an expression giving a `Duration` such as `ttl = USER_TTL`";
 
-/// The TTL in milliseconds, checked here so a bad TTL is a compile error.
-fn ttl(arg: &RawArg, errors: &mut Errors) -> Option<u64> {
+/// `true` or `false`, or the bare name for `true`.
+fn flag(arg: &RawArg, errors: &mut Errors) -> Option<Flag> {
+    let span = arg.name.span();
+    match &arg.value {
+        None => Some(Flag { value: true, span }),
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Some(Flag {
+            value: b.value,
+            span,
+        }),
+        Some(other) => {
+            errors.spanned(other, format!("`{}` takes `true` or `false`", arg.name));
+            None
+        }
+    }
+}
+
+/// `ignore = [a, b]`: plain parameter names.
+fn ignore(arg: &RawArg, errors: &mut Errors) -> Vec<Ident> {
+    const HELP: &str =
+        "`ignore` takes a list of parameter names, as in `ignore = [db, request_id]`";
+    let elems = match &arg.value {
+        Some(Expr::Array(array)) => &array.elems,
+        Some(other) => {
+            errors.spanned(other, HELP);
+            return Vec::new();
+        }
+        None => {
+            errors.spanned(&arg.name, HELP);
+            return Vec::new();
+        }
+    };
+    let mut names = Vec::new();
+    for element in elems {
+        match element {
+            Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+                match path.path.get_ident() {
+                    Some(ident) => names.push(ident.clone()),
+                    None => errors.spanned(path, HELP),
+                }
+            }
+            other => errors.spanned(other, HELP),
+        }
+    }
+    names
+}
+
+/// `batch(id in ids)`.
+fn batch(arg: &RawArg, errors: &mut Errors) -> Option<Batch> {
+    const HELP: &str =
+        "`batch` names the element and the collection parameter, as in `batch(id in ids)`";
+    let Some(group) = &arg.group else {
+        errors.spanned(&arg.name, HELP);
+        return None;
+    };
+    let parsed = syn::parse::Parser::parse2(
+        |input: ParseStream| {
+            let element: Ident = input.parse()?;
+            input.parse::<Token![in]>()?;
+            let collection: Ident = input.parse()?;
+            Ok(Batch {
+                element,
+                collection,
+            })
+        },
+        group.clone(),
+    );
+    match parsed {
+        Ok(batch) => Some(batch),
+        Err(_) => {
+            errors.spanned(group, HELP);
+            None
+        }
+    }
+}
+
+fn named<T>(arg: &RawArg, value: Option<T>) -> Option<Named<T>> {
+    value.map(|value| Named {
+        value,
+        span: arg.name.span(),
+    })
+}
+
+/// `refresh_ahead = 0.8`: a fraction of the TTL, strictly between 0 and 1.
+fn fraction(arg: &RawArg, errors: &mut Errors) -> Option<f64> {
+    const HELP: &str = "`refresh_ahead` takes the fraction of the TTL after which a hit refreshes the value, between 0 and 1, as in `refresh_ahead = 0.8`";
+    match &arg.value {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Float(f), ..
+        })) => match f.base10_parse::<f64>() {
+            Ok(v) if v > 0.0 && v < 1.0 => Some(v),
+            _ => {
+                errors.spanned(f, HELP);
+                None
+            }
+        },
+        Some(other) => {
+            errors.spanned(other, HELP);
+            None
+        }
+        None => {
+            errors.spanned(&arg.name, HELP);
+            None
+        }
+    }
+}
+
+/// `fleet_single_flight`, `= true`, `= false`, or `= "2s"` (the longest wait).
+fn fleet(arg: &RawArg, errors: &mut Errors) -> Option<Fleet> {
+    match &arg.value {
+        None => Some(Fleet::On),
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Some(if b.value { Fleet::On } else { Fleet::Off }),
+        Some(_) => duration(arg, errors, "write `fleet_single_flight`, `fleet_single_flight = false`, or the longest wait for another instance's load, such as `fleet_single_flight = \"2s\"`").map(Fleet::Wait),
+    }
+}
+
+/// A duration: a literal is checked here, so that a bad one is a compile error; any other
+/// expression must give a `Duration` (checked by the compiler).
+fn duration(arg: &RawArg, errors: &mut Errors, help: &str) -> Option<Ttl> {
+    let name = &arg.name;
     let Some(value) = &arg.value else {
-        errors.spanned(&arg.name, format!("`ttl` needs a value: {TTL_HELP}"));
+        errors.spanned(&arg.name, format!("`{name}` needs a value: {help}"));
         return None;
     };
     let (ms, span) = match value {
@@ -168,7 +367,7 @@ fn ttl(arg: &RawArg, errors: &mut Errors) -> Option<u64> {
         }) => match humantime::parse_duration(&s.value()) {
             Ok(d) => (u64::try_from(d.as_millis()).unwrap_or(u64::MAX), s.span()),
             Err(e) => {
-                errors.spanned(s, format!("invalid ttl \"{}\": {e}; {TTL_HELP}", s.value()));
+                errors.spanned(s, format!("invalid {name} \"{}\": {e}; {help}", s.value()));
                 return None;
             }
         },
@@ -177,18 +376,23 @@ fn ttl(arg: &RawArg, errors: &mut Errors) -> Option<u64> {
         }) => match i.base10_parse::<u64>() {
             Ok(secs) => (secs.saturating_mul(1000), i.span()),
             Err(e) => {
-                errors.spanned(i, format!("invalid ttl: {e}; {TTL_HELP}"));
+                errors.spanned(i, format!("invalid {name}: {e}; {help}"));
                 return None;
             }
         },
-        other => {
-            errors.at(other.span(), format!("invalid ttl: {TTL_HELP}"));
+        Expr::Lit(other) => {
+            errors.spanned(other, format!("invalid {name}: {help}"));
             return None;
         }
+        other => return Some(Ttl::Expr(other.clone())),
     };
     if ms == 0 {
-        errors.at(span, "the ttl must be longer than zero: every cached value expires, so a missed invalidation heals itself");
+        if name == "ttl" {
+            errors.at(span, "the ttl must be longer than zero: every cached value expires, so a missed invalidation heals itself");
+        } else {
+            errors.at(span, format!("`{name}` must be longer than zero"));
+        }
         return None;
     }
-    Some(ms)
+    Some(Ttl::Millis(ms))
 }

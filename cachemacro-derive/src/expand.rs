@@ -1,4 +1,4 @@
-//! Code generation for `#[cached]`.
+//! Code generation for `#[cached]`, from a validated model.
 //!
 //! Input:
 //!
@@ -11,326 +11,230 @@
 //!
 //! ```text
 //! pub async fn get_user(id: u64) -> Result<User, DbError> {
-//!     let cache = global();
-//!     let key = match lookup::<OkOnly, Result<User, DbError>>(cache, None, |out| { out.push_str("user:"); id.write_key_part(out); }) {
-//!         Ok(hit) => return hit,       // L1 hit: the key was built in a reused buffer
-//!         Err(key) => key,             // miss: the owned key
+//!     // compile-time checks (checks.rs): parameters left out of the key, declared modes
+//!     let cache: Option<&Cache> = global_unless_bypassed();      // None inside without_cache
+//!     let via = /* OkOnly, chosen by the type checker; or a stand-in when User cannot be cached */;
+//!     /* check: User can be cached */
+//!     let miss = match cache {
+//!         Some(cache) => match via.lookup(cache, None, |out| { out.push_str("user:"); id.write_key_part(out); }) {
+//!             Ok(hit) => return hit,                               // an L1 hit
+//!             Err(key) => Some(Miss::new(cache, key, Some(ttl), tags)),
+//!         },
+//!         None => None,
 //!     };
-//!     load::<OkOnly, Result<User, DbError>, _>(cache, key, Some(ttl), 0, async move { body }).await
+//!     via.run(miss, version, async move { body }).await           // load, or run the body uncached
 //! }
-//! pub mod get_user {
-//!     use super::*;
+//! pub mod get_user {                                               // companion.rs
 //!     pub fn key(id: u64) -> String { ... }
 //!     pub async fn remove_cached(id: u64) -> Result<(), Error> { ... }
 //!     pub fn remove_local(id: u64) { ... }
 //! }
 //! ```
 
-use std::collections::HashSet;
-
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, Generics, Ident, ItemFn, Pat, ReturnType, Type, WherePredicate};
+use syn::{Ident, ItemFn, ReturnType};
 
-use crate::args::Args;
-use crate::errors::Errors;
-use crate::template::{self, Field, Piece};
+use crate::args::{Fleet, Ttl};
+use crate::checks::{self, Shape};
+use crate::companion;
+use crate::template::{Field, Piece};
+use crate::valid::{Declared, Detach, Kind, Model, Template, TypeArg};
 
-/// A parameter bound to a name.
-struct Param {
-    ident: Ident,
-    ty: Type,
-}
-
-/// How the return type is cached.
-enum Mode {
-    Always,
-    OkOnly,
-    SomeOnly,
-}
-
-pub(crate) fn expand(args: TokenStream, func: ItemFn) -> syn::Result<TokenStream> {
-    let mut errors = Errors::default();
-    let args = Args::parse(args, &mut errors)?;
-    let mut reported = HashSet::new();
-    let mut method = false;
-    let params = params(&func, &mut method, &mut reported, &mut errors);
-    if method {
-        // `<self.field>` is a placeholder of a `&self` method.
-        reported.insert("self".to_owned());
-    }
-
-    let mode = mode(&func, &args, &mut errors);
-
-    // The key: the template's pieces, or the function's path and every argument.
-    let mut parse = |lit: &syn::LitStr| match template::parse(&lit.value()) {
-        Ok(pieces) => {
-            check_holes(
-                &pieces,
-                &params,
-                &reported,
-                &func.sig.ident,
-                lit,
-                &mut errors,
-            );
-            pieces
-        }
-        Err(message) => {
-            errors.spanned(lit, message);
-            Vec::new()
-        }
-    };
-    let pieces = args.key.as_ref().map(&mut parse).unwrap_or_default();
-    let tag_pieces: Vec<Vec<Piece>> = args.tags.iter().map(&mut parse).collect();
-    errors.finish()?;
-    let mode = mode.unwrap_or(Mode::Always);
-
-    let key = KeyCode::new(args.key.as_ref(), &pieces, &params, &func, method);
-    let tags: Vec<KeyCode> = args
-        .tags
-        .iter()
-        .zip(&tag_pieces)
-        .map(|(lit, pieces)| KeyCode::new(Some(lit), pieces, &params, &func, method))
-        .collect();
-    let body = body(&func, &args, &key, &tags, &mode);
-    let companion = if method {
-        companion_methods(&func, &args, &key, &params)
-    } else {
-        companion(&func, &args, &key, &params)
-    };
-
+pub(crate) fn expand(model: &Model) -> TokenStream {
+    let key = KeyCode::key(model);
+    let body = body(model, &key);
+    let companion = companion::generate(model, &key);
     let ItemFn {
         attrs, vis, sig, ..
-    } = &func;
-    Ok(quote! {
+    } = &model.func;
+    let mut sig = sig.clone();
+    if separate_body(model) {
+        // The body, `mut` bindings included, is a function of its own (see `body_tokens`):
+        // here the parameters are only read.
+        for input in &mut sig.inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                if let syn::Pat::Ident(ident) = &mut *typed.pat {
+                    ident.mutability = None;
+                }
+            }
+        }
+    }
+    quote! {
         #(#attrs)*
         #vis #sig {
             #body
         }
         #companion
-    })
-}
-
-/// The named parameters; `method` is set for a `&self` method. Other receivers and
-/// patterns are reported.
-fn params(
-    func: &ItemFn,
-    method: &mut bool,
-    reported: &mut HashSet<String>,
-    errors: &mut Errors,
-) -> Vec<Param> {
-    let sig = &func.sig;
-    if sig.asyncness.is_none() {
-        errors.spanned(
-            sig.fn_token,
-            "`#[cached]` works on `async fn`: make this function `async`",
-        );
-    }
-    let mut out = Vec::new();
-    for input in &sig.inputs {
-        match input {
-            FnArg::Receiver(receiver)
-                if receiver.reference.is_some()
-                    && receiver.mutability.is_none()
-                    && receiver.colon_token.is_none() =>
-            {
-                *method = true;
-            }
-            FnArg::Receiver(receiver) => {
-                reported.insert("self".to_owned());
-                errors.spanned(
-                    receiver,
-                    "`#[cached]` methods take `&self`: a cached call skips the body, so the method must not need to mutate or consume `self`",
-                )
-            }
-            FnArg::Typed(pat_type) => match &*pat_type.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
-                    out.push(Param {
-                        ident: pat.ident.clone(),
-                        ty: (*pat_type.ty).clone(),
-                    })
-                }
-                other => {
-                    collect_names(other.to_token_stream(), reported);
-                    errors.spanned(
-                        other,
-                        "`#[cached]` needs every argument bound to a plain name: write `name: Type` and destructure inside the body",
-                    )
-                }
-            },
-        }
-    }
-    out
-}
-
-/// The caching mode, from the last segment of the return type's path.
-fn mode(func: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Mode> {
-    let ty = match &func.sig.output {
-        ReturnType::Default => {
-            errors.spanned(
-                &func.sig.ident,
-                "a `#[cached]` function must return the value to cache; it returns `()`",
-            );
-            return None;
-        }
-        ReturnType::Type(_, ty) => ty,
-    };
-    if let Type::ImplTrait(it) = &**ty {
-        errors.spanned(
-            it,
-            "a `#[cached]` function must return a concrete type that can be cloned and serialized, not `impl Trait`",
-        );
-        return None;
-    }
-    let last = match &**ty {
-        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
-        _ => None,
-    };
-    let mode = match last.as_deref() {
-        Some("Result") => Mode::OkOnly,
-        Some("Option") if args.cache_none.is_some() => Mode::Always,
-        Some("Option") => Mode::SomeOnly,
-        _ => Mode::Always,
-    };
-    if let (Some(span), false) = (args.cache_none, last.as_deref() == Some("Option")) {
-        errors.at(
-            span,
-            "`cache_none` applies to functions that return `Option<T>`",
-        );
-    }
-    Some(mode)
-}
-
-/// Checks that each placeholder names a parameter.
-fn check_holes(
-    pieces: &[Piece],
-    params: &[Param],
-    reported: &HashSet<String>,
-    fn_name: &Ident,
-    lit: &syn::LitStr,
-    errors: &mut Errors,
-) {
-    for piece in pieces {
-        let Piece::Hole(hole) = piece else { continue };
-        // A receiver or pattern parameter binding this name was already reported.
-        if params.iter().any(|p| p.ident == hole.root) || reported.contains(&hole.root) {
-            continue;
-        }
-        let names = if params.is_empty() {
-            format!("`{fn_name}` has no parameters")
-        } else {
-            let list: Vec<String> = params.iter().map(|p| format!("`{}`", p.ident)).collect();
-            format!("the parameters of `{fn_name}` are {}", list.join(", "))
-        };
-        errors.spanned(
-            lit,
-            format!("placeholder `{hole}` names no parameter of `{fn_name}`; {names}"),
-        );
     }
 }
 
-/// The generated code that writes a key into `__cachemacro_out`, and what it needs.
-struct KeyCode {
-    /// Statements appending the key to `__cachemacro_out: &mut String`.
-    writes: TokenStream,
+/// Generated code that appends a key (or a scope name, or a tag) to `__cachemacro_out`.
+pub(crate) struct KeyCode {
+    /// Statements appending to `__cachemacro_out: &mut String`.
+    pub(crate) writes: TokenStream,
     /// A capacity estimate.
-    capacity: usize,
-    /// The parameters the key reads, in the function's order.
-    used: Vec<usize>,
+    pub(crate) capacity: usize,
 }
 
 impl KeyCode {
-    /// The code for `template` (`None`: the function's path and every argument).
-    fn new(
-        template: Option<&syn::LitStr>,
-        pieces: &[Piece],
-        params: &[Param],
-        func: &ItemFn,
-        method: bool,
-    ) -> Self {
+    /// The function's key: its template, or its path and every parameter not ignored; then
+    /// its type arguments, if it has any.
+    pub(crate) fn key(model: &Model) -> Self {
+        let mut code = match &model.key {
+            Some(template) => Self::template(model, template),
+            None => Self::default_key(model),
+        };
+        code.type_args(model);
+        code
+    }
+
+    /// The code for a template's pieces.
+    pub(crate) fn template(model: &Model, template: &Template) -> Self {
+        let lit = &template.lit;
         let mut writes = TokenStream::new();
         let mut capacity = 0;
-        let mut used = HashSet::new();
-        let write_part = |expr: TokenStream, span: Span| {
-            quote_spanned! {span=>
-                ::cachemacro::__private::KeyPart::write_key_part(&#expr, __cachemacro_out);
-            }
-        };
-        match template {
-            Some(lit) => {
-                for piece in pieces {
-                    match piece {
-                        Piece::Text(text) => {
-                            capacity += text.len();
-                            writes.extend(quote! { __cachemacro_out.push_str(#text); });
-                        }
-                        Piece::Hole(hole) if hole.root == "self" => {
-                            // `<self.field>` in a `&self` method (checked by check_holes).
-                            capacity += 8;
-                            let fields = field_tokens(&hole.fields, lit.span());
-                            let receiver = syn::Token![self](lit.span());
-                            writes.extend(write_part(quote!(#receiver #(#fields)*), lit.span()));
-                        }
-                        Piece::Hole(hole) => {
-                            capacity += 8;
-                            let index = params
-                                .iter()
-                                .position(|p| p.ident == hole.root)
-                                .expect("checked by check_holes");
-                            used.insert(index);
-                            let param = &params[index];
-                            let ident = &param.ident;
-                            if hole.fields.is_empty() {
-                                // Spanned at the parameter's type: "cannot be part of a cache
-                                // key" points at the type in the signature.
-                                writes.extend(write_part(quote!(#ident), param.ty.span()));
-                            } else {
-                                let fields = field_tokens(&hole.fields, lit.span());
-                                let ident = Ident::new(&ident.to_string(), lit.span());
-                                writes.extend(write_part(quote!(#ident #(#fields)*), lit.span()));
-                            }
-                        }
+        for piece in &template.pieces {
+            match piece {
+                Piece::Text(text) => {
+                    capacity += text.len();
+                    writes.extend(quote! { __cachemacro_out.push_str(#text); });
+                }
+                Piece::Hole(hole) if hole.root == "self" => {
+                    // `<self.field>` in a `&self` method.
+                    capacity += 8;
+                    let fields = field_tokens(&hole.fields, lit.span());
+                    let receiver = syn::Token![self](lit.span());
+                    writes.extend(write_part(quote!(#receiver #(#fields)*), lit.span()));
+                }
+                Piece::Hole(hole)
+                    if model.batch.as_ref().is_some_and(|b| b.element == hole.root) =>
+                {
+                    // The batch's element, bound by the key writer; spanned at its type in
+                    // the signature, as a parameter is.
+                    capacity += 8;
+                    let batch = model.batch.as_ref().expect("checked by the guard");
+                    if hole.fields.is_empty() {
+                        let span = batch.element_ty.span();
+                        let element = Ident::new(&batch.element.to_string(), span);
+                        writes.extend(write_part(quote!(#element), span));
+                    } else {
+                        let fields = field_tokens(&hole.fields, lit.span());
+                        let element = Ident::new(&batch.element.to_string(), lit.span());
+                        writes.extend(write_part(quote!(#element #(#fields)*), lit.span()));
+                    }
+                }
+                Piece::Hole(hole) => {
+                    capacity += 8;
+                    let param = model
+                        .params
+                        .iter()
+                        .find(|p| p.ident == hole.root)
+                        .expect("checked by valid::check_holes");
+                    let ident = &param.ident;
+                    if hole.fields.is_empty() {
+                        // Spanned at the parameter's type: "cannot be part of a cache key"
+                        // points at the type in the signature.
+                        writes.extend(write_part(quote!(#ident), param.ty.span()));
+                    } else {
+                        let fields = field_tokens(&hole.fields, lit.span());
+                        let ident = Ident::new(&ident.to_string(), lit.span());
+                        writes.extend(write_part(quote!(#ident #(#fields)*), lit.span()));
                     }
                 }
             }
-            None => {
-                // The function's path, then every argument: `crate::users::get_user:7:alice`.
-                let name = func.sig.ident.to_string();
-                capacity += 32 + name.len();
-                if method {
-                    // A method's path: its type's, then its name.
-                    let suffix = format!("::{name}");
-                    writes.extend(quote! {
-                        __cachemacro_out.push_str(::core::any::type_name::<Self>());
-                        __cachemacro_out.push_str(#suffix);
-                    });
-                } else {
-                    writes.extend(quote! {
-                        __cachemacro_out.push_str(__cachemacro_path);
-                    });
-                }
-                for (index, param) in params.iter().enumerate() {
-                    used.insert(index);
-                    capacity += 8;
-                    let ident = &param.ident;
-                    writes.extend(quote! { __cachemacro_out.push(':'); });
-                    writes.extend(write_part(quote!(#ident), param.ty.span()));
-                }
+        }
+        Self { writes, capacity }
+    }
+
+    /// The parts of a batch's key template that name its element, `<id>` or `<p.x>`: what
+    /// tells one element's key from another's, so how the body's pairs are matched to the
+    /// elements.
+    pub(crate) fn element(model: &Model, template: &Template) -> TokenStream {
+        let batch = model.batch.as_ref().expect("a batch function");
+        let lit = &template.lit;
+        let mut writes = TokenStream::new();
+        for piece in &template.pieces {
+            let Piece::Hole(hole) = piece else { continue };
+            if batch.element != hole.root {
+                continue;
             }
+            let span = batch.element_ty.span().resolved_at(Span::mixed_site());
+            let element = Ident::new("__cachemacro_element", span);
+            if hole.fields.is_empty() {
+                writes.extend(write_part(quote!(*#element), batch.element_ty.span()));
+            } else {
+                let fields = field_tokens(&hole.fields, lit.span());
+                writes.extend(write_part(quote!(#element #(#fields)*), lit.span()));
+            }
+            writes.extend(quote! { __cachemacro_out.push(':'); });
         }
-        let mut used: Vec<usize> = used.into_iter().collect();
-        used.sort_unstable();
-        Self {
-            writes,
-            capacity,
-            used,
+        writes
+    }
+
+    /// The key without template: the function's path, then every parameter not ignored:
+    /// `crate::users::get_user:7:alice`. A parameter whose type is not a key part writes
+    /// nothing here: `checks::in_default_key` reports it.
+    fn default_key(model: &Model) -> Self {
+        let mut writes = TokenStream::new();
+        let name = model.func.sig.ident.to_string();
+        let mut capacity = 32 + name.len();
+        if model.kind != Kind::Free {
+            // A method's or associated function's path: its type's, then its name.
+            let suffix = format!("::{name}");
+            writes.extend(quote! {
+                __cachemacro_out.push_str(::core::any::type_name::<Self>());
+                __cachemacro_out.push_str(#suffix);
+            });
+        } else {
+            writes.extend(quote! {
+                __cachemacro_out.push_str(__cachemacro_path);
+            });
         }
+        for &i in &model.keyed {
+            let ident = &model.params[i].ident;
+            capacity += 8;
+            writes.extend(quote! {
+                __cachemacro_out.push(':');
+                {
+                    #[allow(unused_imports)]
+                    use ::cachemacro::__private::check::{IsKeyPart as _, NotKeyPart as _};
+                    (&::cachemacro::__private::check::Param(&#ident)).__cachemacro_write(__cachemacro_out);
+                }
+            });
+        }
+        Self { writes, capacity }
+    }
+
+    /// Appends the type and const arguments, `<name,name>`: `load::<A>(1)` and
+    /// `load::<B>(1)` must not share an entry. Type names are escaped as text, so no `<`
+    /// appears inside and the suffix is told apart from the template's output.
+    fn type_args(&mut self, model: &Model) {
+        if model.type_args.is_empty() {
+            return;
+        }
+        self.capacity += 32;
+        self.writes.extend(quote!(__cachemacro_out.push('<');));
+        for (i, arg) in model.type_args.iter().enumerate() {
+            if i > 0 {
+                self.writes.extend(quote!(__cachemacro_out.push(',');));
+            }
+            self.writes.extend(match arg {
+                TypeArg::Type(t) => quote! {
+                    ::cachemacro::__private::write_text(::core::any::type_name::<#t>(), __cachemacro_out);
+                },
+                TypeArg::Const(c) => quote! {
+                    ::cachemacro::__private::KeyPart::write_key_part(&#c, __cachemacro_out);
+                },
+            });
+        }
+        self.writes.extend(quote!(__cachemacro_out.push('>');));
     }
 
     /// A closure writing the key into the `&mut String` it is given.
     /// `path` is an expression giving the function's path (for keys without a template).
-    fn writer(&self, path: TokenStream) -> TokenStream {
+    pub(crate) fn writer(&self, path: &TokenStream) -> TokenStream {
         let writes = &self.writes;
         quote! {
             |__cachemacro_out: &mut ::cachemacro::__private::String| {
@@ -343,7 +247,7 @@ impl KeyCode {
 
     /// A block evaluating to the key as a `String`, starting from `buffer`.
     /// `path` is an expression giving the function's path (for keys without a template).
-    fn build(&self, buffer: TokenStream, path: TokenStream) -> TokenStream {
+    pub(crate) fn build(&self, buffer: TokenStream, path: &TokenStream) -> TokenStream {
         let writes = &self.writes;
         quote! {{
             #[allow(unused_variables)]
@@ -358,8 +262,18 @@ impl KeyCode {
     }
 }
 
-/// `.name` / `.0` accessors for a placeholder's fields, spanned at the template.
+fn write_part(expr: TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        ::cachemacro::__private::KeyPart::write_key_part(&#expr, __cachemacro_out);
+    }
+}
+
+/// `.name` / `.0` accessors for a placeholder's fields, spanned at the template, and
+/// resolved as macro-generated code: when a field is misspelled (`<q.tenat>`), rustc
+/// reports the unknown field without suggesting an edit of the template literal (its
+/// suggestion, `key = tenant`, would replace the whole string).
 fn field_tokens(fields: &[Field], span: Span) -> Vec<TokenStream> {
+    let span = span.resolved_at(Span::mixed_site());
     fields
         .iter()
         .map(|f| match f {
@@ -375,324 +289,355 @@ fn field_tokens(fields: &[Field], span: Span) -> Vec<TokenStream> {
         .collect()
 }
 
-fn ttl_tokens(args: &Args) -> TokenStream {
-    match args.ttl_ms {
-        Some(ms) => quote! {
+/// `Option<Duration>`: the TTL of a miss.
+pub(crate) fn ttl_tokens(model: &Model) -> TokenStream {
+    duration_tokens(model.args.ttl.as_ref())
+}
+
+/// An `Option<Duration>` for a duration argument.
+fn duration_tokens(duration: Option<&Ttl>) -> TokenStream {
+    match duration {
+        Some(Ttl::Millis(ms)) => quote! {
             ::cachemacro::__private::Some(::cachemacro::__private::Duration::from_millis(#ms))
         },
+        Some(Ttl::Expr(expr)) => {
+            let duration = checks::ttl_expr(expr);
+            quote!(::cachemacro::__private::Some(#duration))
+        }
         None => quote!(::cachemacro::__private::None),
     }
 }
 
-fn scope_tokens(args: &Args) -> TokenStream {
-    match &args.scope {
-        Some(scope) => quote!(::cachemacro::__private::Some(#scope)),
+/// The function's `Resilience`: what its loads do when the source is slow or failing.
+pub(crate) fn resilience_tokens(model: &Model) -> TokenStream {
+    let args = &model.args;
+    let stale_for = duration_tokens(args.stale_for.as_ref().map(|n| &n.value));
+    let soft = duration_tokens(args.soft_timeout.as_ref().map(|n| &n.value));
+    let hard = duration_tokens(args.hard_timeout.as_ref().map(|n| &n.value));
+    let throttle = duration_tokens(args.fail_safe_throttle.as_ref().map(|n| &n.value));
+    let refresh = match &args.refresh_ahead {
+        Some(n) => {
+            let fraction = n.value;
+            quote!(::cachemacro::__private::Some(#fraction))
+        }
         None => quote!(::cachemacro::__private::None),
-    }
-}
-
-/// `let __cachemacro_cache: &Cache = ...;`
-fn cache_binding(args: &Args) -> TokenStream {
-    let (expr, span) = match &args.cache {
-        Some(expr) => (expr.to_token_stream(), expr.span()),
-        None => (quote!(::cachemacro::__private::global()), Span::call_site()),
     };
-    let as_cache = quote_spanned! {span=>
-        ::cachemacro::__private::AsCache::as_cache(&__cachemacro_cache_value)
+    let fleet = match args.fleet.as_ref().map(|n| &n.value) {
+        None => quote!(::cachemacro::__private::None),
+        Some(Fleet::Off) => quote!(::cachemacro::__private::Some(
+            ::cachemacro::__private::Fleet::Off
+        )),
+        Some(Fleet::On) => quote!(::cachemacro::__private::Some(
+            ::cachemacro::__private::Fleet::On
+        )),
+        Some(Fleet::Wait(wait)) => {
+            let wait = duration_tokens(Some(wait));
+            quote!(::cachemacro::__private::Option::map(#wait, ::cachemacro::__private::Fleet::Wait))
+        }
     };
     quote! {
-        let __cachemacro_cache_value = #expr;
-        let __cachemacro_cache: &::cachemacro::__private::Cache = #as_cache;
+        ::cachemacro::__private::Resilience {
+            stale_for: #stale_for,
+            soft_timeout: #soft,
+            hard_timeout: #hard,
+            refresh_ahead: #refresh,
+            fail_safe_throttle: #throttle,
+            fleet: #fleet,
+        }
     }
 }
 
-/// The new body of the cached function.
-fn body(func: &ItemFn, args: &Args, key: &KeyCode, tags: &[KeyCode], mode: &Mode) -> TokenStream {
-    let (ret, ret_span) = match &func.sig.output {
-        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
-        ReturnType::Default => (quote!(()), Span::call_site()),
-    };
-    let mode = match mode {
-        Mode::Always => quote_spanned!(ret_span=> ::cachemacro::__private::Always),
-        Mode::OkOnly => quote_spanned!(ret_span=> ::cachemacro::__private::OkOnly),
-        Mode::SomeOnly => quote_spanned!(ret_span=> ::cachemacro::__private::SomeOnly),
-    };
-    let cache = cache_binding(args);
-    let scope = scope_tokens(args);
-    let ttl = ttl_tokens(args);
-    let version = args.version.unwrap_or(0);
-    let name = func.sig.ident.to_string();
-    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
-    let writer = key.writer(path.clone());
-    // The tags, written only on a miss.
-    let tags = if tags.is_empty() {
-        quote!(::cachemacro::__private::Vec::new())
-    } else {
-        let count = tags.len();
-        let tags = tags.iter().map(|tag| {
-            let writer = tag.writer(path.clone());
+/// The body, as the load takes it: one that can go on in a task of its own when the
+/// function owns what it takes and its future is `Send`.
+fn body_tokens(model: &Model, body: TokenStream) -> TokenStream {
+    match model.detach {
+        Detach::Required => quote!(::cachemacro::__private::detach(#body)),
+        // The body becomes an `async fn` of its own, so that whether its future is `Send`
+        // can be asked from here: the future of an `async` block is not known to be `Send`
+        // or not inside the function that defines it, and the probe would always pick the
+        // `Send` side (a compile error for a body holding an `Rc` across an `.await`).
+        Detach::Probe if separate_body(model) => {
+            let func = &model.func;
+            let inputs = &func.sig.inputs;
+            let output = &func.sig.output;
+            let stmts = &func.block.stmts;
+            let args = model.params.iter().map(|p| &p.ident);
             quote! {{
-                let mut __cachemacro_tag = ::cachemacro::__private::String::new();
-                (#writer)(&mut __cachemacro_tag);
-                __cachemacro_tag
+                #[allow(unused_imports)]
+                use ::cachemacro::__private::{BodyDetachable as _, BodyHere as _};
+                // A parameter only the key reads is used, as far as the user is concerned.
+                #[allow(unused_variables, clippy::too_many_arguments, clippy::needless_pass_by_value)]
+                async fn __cachemacro_body(#inputs) #output {
+                    #(#stmts)*
+                }
+                let __cachemacro_body = __cachemacro_body(#(#args),*);
+                (&::cachemacro::__private::BodyProbe::of(&__cachemacro_body)).body(__cachemacro_body)
             }}
-        });
+        }
+        Detach::Probe | Detach::Never => quote!(::cachemacro::__private::Here(#body)),
+    }
+}
+
+/// Whether the body becomes an `async fn` of its own (see `body_tokens`): not when it names
+/// `Self` (an associated function), which a nested function cannot, nor when it calls the
+/// function itself (memoized recursion): the nested function's future would then depend
+/// on the outer one's, and whether it is `Send` on itself, which rustc rejects as a cycle.
+/// There the body stays an `async` block, detached when it is `Send`, and a body that is
+/// not `Send` does not compile.
+fn separate_body(model: &Model) -> bool {
+    let func = &model.func;
+    let name = func.sig.ident.to_string();
+    model.batch.is_none()
+        && model.detach == Detach::Probe
+        && !mentions(func.to_token_stream(), &["Self"])
+        && !mentions(func.block.to_token_stream(), &[&name])
+}
+
+/// Whether `tokens` hold one of the identifiers `idents`.
+fn mentions(tokens: TokenStream, idents: &[&str]) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => idents.iter().any(|name| i == name),
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), idents),
+        _ => false,
+    })
+}
+
+/// The scope name for one call: statements that compute it, and an `Option<&str>`.
+pub(crate) fn scope_tokens(model: &Model) -> (TokenStream, TokenStream) {
+    match &model.scope {
+        None => (TokenStream::new(), quote!(::cachemacro::__private::None)),
+        Some(template) => match template.static_text() {
+            Some(name) => (
+                TokenStream::new(),
+                quote!(::cachemacro::__private::Some(#name)),
+            ),
+            None => {
+                let code = KeyCode::template(model, template);
+                let build = code.build(
+                    {
+                        let capacity = code.capacity;
+                        quote!(::cachemacro::__private::String::with_capacity(#capacity))
+                    },
+                    &quote!(""),
+                );
+                (
+                    quote! { let __cachemacro_scope: ::cachemacro::__private::String = #build; },
+                    quote!(::cachemacro::__private::Some(__cachemacro_scope.as_str())),
+                )
+            }
+        },
+    }
+}
+
+/// The expression giving the function's path, for keys without a template.
+pub(crate) fn fn_path(model: &Model) -> TokenStream {
+    let name = model.func.sig.ident.to_string();
+    quote!(::core::concat!(::core::module_path!(), "::", #name))
+}
+
+/// A `Vec<String>` of the function's tags, written from their templates.
+pub(crate) fn tags_tokens(model: &Model, path: &TokenStream) -> TokenStream {
+    let count = model.tags.len();
+    let tags = model.tags.iter().map(|tag| {
+        let writer = KeyCode::template(model, tag).writer(path);
         quote! {{
-            let mut __cachemacro_tags = ::cachemacro::__private::Vec::with_capacity(#count);
-            #( __cachemacro_tags.push(#tags); )*
-            __cachemacro_tags
+            let mut __cachemacro_tag = ::cachemacro::__private::String::new();
+            (#writer)(&mut __cachemacro_tag);
+            __cachemacro_tag
         }}
+    });
+    quote! {{
+        #[allow(unused_mut)]
+        let mut __cachemacro_tags = ::cachemacro::__private::Vec::with_capacity(#count);
+        #( __cachemacro_tags.push(#tags); )*
+        __cachemacro_tags
+    }}
+}
+
+/// The function's `static __CACHEMACRO_SITE` (its counters, see `FunctionStats`) and the
+/// call's span, `let __cachemacro_span`: named after the function, target `cachemacro`,
+/// level DEBUG, with the fields the runtime records (`key`, `outcome`, `load_ms`).
+pub(crate) fn site_and_span(model: &Model) -> (TokenStream, TokenStream) {
+    let path = fn_path(model);
+    let name = syn::LitStr::new(&model.func.sig.ident.to_string(), Span::call_site());
+    let site = quote! {
+        static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
+            ::cachemacro::__private::Site::new(#path);
     };
-    let stmts = &func.block.stmts;
-    // `if false { return <value of the declared type> }` pins the async block's output to the
-    // declared return type, so a body of the wrong type is reported at the body's expression.
-    let pin_return = quote_spanned! {ret_span=>
+    let span = quote! {
+        let __cachemacro_span = ::cachemacro::__private::tracing::debug_span!(
+            target: "cachemacro",
+            #name,
+            function = #path,
+            key = ::cachemacro::__private::tracing::field::Empty,
+            outcome = ::cachemacro::__private::tracing::field::Empty,
+            load_ms = ::cachemacro::__private::tracing::field::Empty,
+        );
+    };
+    (site, span)
+}
+
+/// `if false { return <value of the declared type> }` pins the async block's output to the
+/// declared return type, so a body of the wrong type is reported at the body's expression.
+pub(crate) fn pin_return(ret: &TokenStream, ret_span: Span) -> TokenStream {
+    quote_spanned! {ret_span=>
         #[allow(unknown_lints, unreachable_code, clippy::diverging_sub_expression, clippy::empty_loop, clippy::let_with_type_underscore, clippy::needless_return)]
         if false {
             let __cachemacro_fake_return: #ret = loop {};
             return __cachemacro_fake_return;
         }
+    }
+}
+
+/// `let __cachemacro_cache: Option<&Cache> = ...;`: the function's cache, unless caching
+/// is bypassed here.
+pub(crate) fn cache_tokens(model: &Model) -> TokenStream {
+    match &model.args.cache {
+        Some(expr) => {
+            let span = expr.span();
+            quote_spanned! {span=>
+                // Deref coercion takes a `Cache`, `&Cache`, `Arc<Cache>`, `LazyLock<Cache>`...
+            #[allow(clippy::needless_borrow, clippy::borrow_deref_ref, clippy::explicit_auto_deref)]
+            let __cachemacro_cache: &::cachemacro::__private::Cache = &#expr;
+                let __cachemacro_cache = ::cachemacro::__private::unless_bypassed(__cachemacro_cache);
+            }
+        }
+        None => quote! {
+            let __cachemacro_global = ::cachemacro::__private::global_unless_bypassed();
+            let __cachemacro_cache = ::cachemacro::__private::Option::as_deref(&__cachemacro_global);
+        },
+    }
+}
+
+/// The new body of the cached function.
+fn body(model: &Model, key: &KeyCode) -> TokenStream {
+    if model.batch.is_some() {
+        return crate::batch::body(model, key);
+    }
+    let func = &model.func;
+    let (ret, ret_span) = match &func.sig.output {
+        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
+        ReturnType::Default => (quote!(()), Span::call_site()),
     };
-    let call = quote_spanned! {ret_span=>
-        let __cachemacro_key = match ::cachemacro::__private::lookup::<#mode, #ret>(
-            __cachemacro_cache,
-            #scope,
-            #writer,
-        ) {
-            ::cachemacro::__private::Ok(__cachemacro_value) => return __cachemacro_value,
-            ::cachemacro::__private::Err(__cachemacro_key) => __cachemacro_key,
+
+    // Compile-time checks.
+    let mut checks = TokenStream::new();
+    if model.key.is_some() {
+        for &i in &model.left_out {
+            checks.extend(checks::left_out(&model.params[i]));
+        }
+    } else {
+        for &i in &model.keyed {
+            checks.extend(checks::in_default_key(&model.params[i]));
+        }
+    }
+    let ret_ty = match &func.sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => None,
+    };
+    let probe = quote_spanned!(ret_span=> ::cachemacro::__private::select::Probe::<#ret>::new());
+    let mode = match (&model.declared, ret_ty) {
+        (Declared::Auto, _) => quote_spanned!(ret_span=> (&#probe).__cachemacro_auto()),
+        (Declared::Every, _) => quote_spanned!(ret_span=> ::cachemacro::__private::Always),
+        (Declared::Result(span), Some(ty)) => {
+            checks.extend(checks::declared_shape(ty, *span, Shape::Result));
+            quote_spanned!(ret_span=> (&#probe).__cachemacro_result())
+        }
+        (Declared::Option(span), Some(ty)) => {
+            checks.extend(checks::declared_shape(ty, *span, Shape::Option));
+            quote_spanned!(ret_span=> (&#probe).__cachemacro_option())
+        }
+        (Declared::CacheNone(span), Some(ty)) => {
+            checks.extend(checks::declared_shape(ty, *span, Shape::CacheNone));
+            quote_spanned!(ret_span=> (&#probe).__cachemacro_cache_none())
+        }
+        (_, None) => quote_spanned!(ret_span=> ::cachemacro::__private::Always),
+    };
+    let via = quote_spanned! {ret_span=>
+        #[allow(unused_imports)]
+        let __cachemacro_via = {
+            use ::cachemacro::__private::select::{
+                AutoOption as _, AutoPlain as _, AutoResult as _, ViaCache as _, ViaNothing as _,
+            };
+            let __cachemacro_mode = #mode;
+            (&::cachemacro::__private::select::Dispatch::new(__cachemacro_mode, #probe))
+                .__cachemacro_dispatch()
         };
-        ::cachemacro::__private::load::<#mode, #ret, _>(
-            __cachemacro_cache,
-            __cachemacro_key,
-            #ttl,
-            #version,
-            #tags,
+    };
+    let cacheable = checks::cacheable(ret_span);
+    let cache = cache_tokens(model);
+    let (scope_let, scope) = scope_tokens(model);
+    let ttl = ttl_tokens(model);
+    let version = model.args.version.unwrap_or(0);
+    let path = fn_path(model);
+    let writer = key.writer(&path);
+    // The tags, written only on a miss.
+    let tags = if model.tags.is_empty() {
+        quote!(::cachemacro::__private::Vec::new())
+    } else {
+        tags_tokens(model, &path)
+    };
+    let stmts = &func.block.stmts;
+    let resilience = resilience_tokens(model);
+    let pin_return = pin_return(&ret, ret_span);
+    let body = body_tokens(
+        model,
+        quote! {
             async move {
                 #pin_return
                 #(#stmts)*
-            },
-        )
-        .await
+            }
+        },
+    );
+    let (site, span) = site_and_span(model);
+    let call = quote_spanned! {ret_span=>
+        let __cachemacro_miss = match __cachemacro_cache {
+            ::cachemacro::__private::Some(__cachemacro_cache) => {
+                #scope_let
+                #site
+                #span
+                match __cachemacro_via.lookup(
+                    __cachemacro_cache,
+                    #scope,
+                    #writer,
+                    &__CACHEMACRO_SITE,
+                    &__cachemacro_span,
+                ) {
+                    ::cachemacro::__private::Ok(__cachemacro_value) => return __cachemacro_value,
+                    ::cachemacro::__private::Err(__cachemacro_looked) => {
+                        ::cachemacro::__private::Some(::cachemacro::__private::Miss::new(
+                            __cachemacro_cache,
+                            __cachemacro_looked,
+                            #ttl,
+                            #tags,
+                            #resilience,
+                            ::cachemacro::__private::Call::new(&__CACHEMACRO_SITE, __cachemacro_span),
+                        ))
+                    }
+                }
+            }
+            ::cachemacro::__private::None => ::cachemacro::__private::None,
+        };
+        __cachemacro_via
+            .run(
+                __cachemacro_miss,
+                #version,
+                // `Some` when the return type can be cloned: callers waiting on a load
+                // that fails share its result instead of loading again.
+                {
+                    #[allow(unused_imports)]
+                    use ::cachemacro::__private::{ShareByClone as _, ShareNot as _};
+                    (&::cachemacro::__private::ShareProbe::<#ret>::new()).share()
+                },
+                #body,
+            )
+            .await
     };
     quote! {
+        #checks
         #cache
+        #via
+        #cacheable
         #call
-    }
-}
-
-/// The companion module of a free function: `key`, `remove_cached`, `remove_local`.
-fn companion(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> TokenStream {
-    let name = &func.sig.ident;
-    let vis = &func.vis;
-    // Inside the module, `module_path!()` is the function's own path.
-    let items = companion_items(
-        func,
-        args,
-        key,
-        params,
-        None,
-        quote!(::core::module_path!()),
-    );
-    let doc = format!(
-        "Cache operations of the `#[cached]` function `{name}`: its key, and its invalidation here and on every instance."
-    );
-    quote! {
-        #[doc = #doc]
-        #[allow(non_snake_case, clippy::all)]
-        #vis mod #name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #items
-        }
-    }
-}
-
-/// The companion of a `&self` method: methods beside it, `<name>_key`, `<name>_remove_cached`
-/// and `<name>_remove_local`, since an `impl` block cannot hold a module.
-fn companion_methods(func: &ItemFn, args: &Args, key: &KeyCode, params: &[Param]) -> TokenStream {
-    // A method's default key is written from `type_name::<Self>()`; the path is unused.
-    companion_items(func, args, key, params, Some(&func.vis), quote!(""))
-}
-
-/// The three companion functions. `method`: the method's visibility, for methods taking
-/// `&self` and named after the method; `None` for the functions of a companion module.
-fn companion_items(
-    func: &ItemFn,
-    args: &Args,
-    key: &KeyCode,
-    params: &[Param],
-    method: Option<&syn::Visibility>,
-    path: TokenStream,
-) -> TokenStream {
-    let name = &func.sig.ident;
-    let used: Vec<&Param> = key.used.iter().map(|&i| &params[i]).collect();
-    let inputs = used.iter().map(|p| {
-        let ident = &p.ident;
-        let ty = &p.ty;
-        quote!(#ident: #ty)
-    });
-    let (inputs, vis, names, what) = match method {
-        Some(vis) => (
-            quote!(&self #(, #inputs)*),
-            quote!(#[allow(clippy::all)] #vis),
-            [
-                format_ident!("{}_key", name),
-                format_ident!("{}_remove_cached", name),
-                format_ident!("{}_remove_local", name),
-            ],
-            format!("the cached method `{name}`"),
-        ),
-        None => (
-            quote!(#(#inputs),*),
-            quote!(pub),
-            [
-                format_ident!("key"),
-                format_ident!("remove_cached"),
-                format_ident!("remove_local"),
-            ],
-            format!("`{name}`"),
-        ),
-    };
-    let [key_fn, remove_fn, local_fn] = names;
-    let generics = companion_generics(&func.sig.generics, &used);
-    let (impl_generics, _, where_clause) = generics.split_for_impl();
-    let cache = cache_binding(args);
-    let scope = scope_tokens(args);
-    let capacity = key.capacity;
-    let plain_key = key.build(
-        quote!(::cachemacro::__private::String::with_capacity(#capacity)),
-        path.clone(),
-    );
-    let storage_key = key.build(
-        quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
-        path,
-    );
-    let doc_key = format!(
-        "The key {what} caches these arguments under (before namespace and scope are added)."
-    );
-    let doc_remove = format!(
-        "Removes what {what} cached for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
-         Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
-    );
-    let doc_local = format!(
-        "Removes this process's in-memory copy of what {what} cached for these arguments; Redis and peers are untouched."
-    );
-    quote! {
-        #[doc = #doc_key]
-        #vis fn #key_fn #impl_generics (#inputs) -> ::cachemacro::__private::String #where_clause {
-            #plain_key
-        }
-
-        #[doc = #doc_remove]
-        #vis async fn #remove_fn #impl_generics (#inputs)
-            -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error> #where_clause
-        {
-            #cache
-            let __cachemacro_key = #storage_key;
-            ::cachemacro::__private::remove(__cachemacro_cache, __cachemacro_key).await
-        }
-
-        #[doc = #doc_local]
-        #vis fn #local_fn #impl_generics (#inputs) #where_clause {
-            #cache
-            let __cachemacro_key = #storage_key;
-            ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
-        }
-    }
-}
-
-/// The generic parameters (and where predicates) that the companion's parameters mention.
-fn companion_generics(generics: &Generics, used: &[&Param]) -> Generics {
-    let mut names = HashSet::new();
-    for p in used {
-        collect_names(p.ty.to_token_stream(), &mut names);
-    }
-    let param_name = |gp: &GenericParam| match gp {
-        GenericParam::Type(t) => t.ident.to_string(),
-        GenericParam::Lifetime(l) => l.lifetime.to_string(),
-        GenericParam::Const(c) => c.ident.to_string(),
-    };
-    // Bounds can mention further parameters (`T: Into<U>`): include those too.
-    loop {
-        let before = names.len();
-        for gp in &generics.params {
-            if names.contains(&param_name(gp)) {
-                collect_names(gp.to_token_stream(), &mut names);
-            }
-        }
-        if let Some(wc) = &generics.where_clause {
-            for pred in &wc.predicates {
-                if predicate_subject(pred).is_some_and(|s| mentions(&s, &names)) {
-                    collect_names(pred.to_token_stream(), &mut names);
-                }
-            }
-        }
-        if names.len() == before {
-            break;
-        }
-    }
-    let mut out = Generics {
-        params: generics
-            .params
-            .iter()
-            .filter(|gp| names.contains(&param_name(gp)))
-            .cloned()
-            .collect(),
-        ..Generics::default()
-    };
-    if let Some(wc) = &generics.where_clause {
-        let mut wc = wc.clone();
-        wc.predicates = wc
-            .predicates
-            .into_iter()
-            .filter(|pred| predicate_subject(pred).is_some_and(|s| mentions(&s, &names)))
-            .collect();
-        if !wc.predicates.is_empty() {
-            out.where_clause = Some(wc);
-        }
-    }
-    if !out.params.is_empty() {
-        out.lt_token = Some(Default::default());
-        out.gt_token = Some(Default::default());
-    }
-    out
-}
-
-fn predicate_subject(pred: &WherePredicate) -> Option<TokenStream> {
-    match pred {
-        WherePredicate::Type(t) => Some(t.bounded_ty.to_token_stream()),
-        WherePredicate::Lifetime(l) => Some(l.lifetime.to_token_stream()),
-        _ => None,
-    }
-}
-
-fn mentions(tokens: &TokenStream, names: &HashSet<String>) -> bool {
-    let mut found = HashSet::new();
-    collect_names(tokens.clone(), &mut found);
-    found.iter().any(|n| names.contains(n))
-}
-
-/// Every identifier and lifetime in `tokens`.
-fn collect_names(tokens: TokenStream, out: &mut HashSet<String>) {
-    let mut after_quote = false;
-    for tt in tokens {
-        match tt {
-            TokenTree::Ident(ident) => {
-                if after_quote {
-                    out.insert(format!("'{ident}"));
-                } else {
-                    out.insert(ident.to_string());
-                }
-                after_quote = false;
-            }
-            TokenTree::Punct(p) => after_quote = p.as_char() == '\'',
-            TokenTree::Group(g) => {
-                collect_names(g.stream(), out);
-                after_quote = false;
-            }
-            TokenTree::Literal(_) => after_quote = false,
-        }
     }
 }

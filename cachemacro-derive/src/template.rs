@@ -6,11 +6,14 @@
 
 use std::fmt;
 
-/// Characters that the runtime escapes inside values (mirrors `cachemacro_runtime::key::RESERVED`).
-/// Two placeholders must be separated by text containing one of them, or keys could collide.
-const SEPARATORS: &[char] = &[
-    '%', ':', '|', ',', '~', '(', ')', '[', ']', '{', '}', '<', '>', '*', '?', '\\', ' ',
-];
+/// Characters that no key part ever writes (the runtime escapes them inside text, and no
+/// encoding uses them as structure). Text between two placeholders that contains one of
+/// them ends the first placeholder's value unambiguously.
+const SEPARATORS: &[char] = &[':', '|', '{', '}', '<', '>', '*', '?', '\\', ' '];
+
+/// Brackets that sequences and tuples write; a `,` separates two placeholders only when the
+/// text around it has none of these (values write `,` inside brackets only).
+const BRACKETS: &[char] = &['(', ')', '[', ']'];
 
 /// One piece of a template.
 #[derive(Debug, PartialEq)]
@@ -43,7 +46,7 @@ impl fmt::Display for Hole {
 }
 
 /// Parses `template`; an `Err` is a message for the user.
-pub(crate) fn parse(template: &str) -> Result<Vec<Piece>, String> {
+pub(crate) fn parse(template: &str, what: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut chars = template.char_indices().peekable();
@@ -78,7 +81,7 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Piece>, String> {
             }
             if n == '<' || n == '{' {
                 return Err(format!(
-                    "unterminated placeholder `{c}{inner}` in key template \"{template}\": close it with `{close}` (write `{n}{n}` for a literal `{n}`)"
+                    "unterminated placeholder `{c}{inner}` in {what} \"{template}\": close it with `{close}` (write `{n}{n}` for a literal `{n}`)"
                 ));
             }
             inner.push(n);
@@ -93,33 +96,33 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Piece>, String> {
         );
         if !closed {
             return Err(format!(
-                "unterminated placeholder `{written}` at byte {start} of key template \"{template}\": close it with `{close}` (write `{c}{c}` for a literal `{c}`)"
+                "unterminated placeholder `{written}` at byte {start} of {what} \"{template}\": close it with `{close}` (write `{c}{c}` for a literal `{c}`)"
             ));
         }
         if !text.is_empty() {
             pieces.push(Piece::Text(std::mem::take(&mut text)));
         }
-        pieces.push(Piece::Hole(hole(&inner, written, template)?));
+        pieces.push(Piece::Hole(hole(&inner, written, template, what)?));
     }
     if !text.is_empty() {
         pieces.push(Piece::Text(text));
     }
-    check_separated(&pieces, template)?;
+    check_separated(&pieces, template, what)?;
     Ok(pieces)
 }
 
-fn hole(inner: &str, written: String, template: &str) -> Result<Hole, String> {
+fn hole(inner: &str, written: String, template: &str, what: &str) -> Result<Hole, String> {
     let path = inner.trim();
     if path.is_empty() {
         return Err(format!(
-            "empty placeholder `{written}` in key template \"{template}\": name a parameter, as in `<user_id>`"
+            "empty placeholder `{written}` in {what} \"{template}\": name a parameter, as in `<user_id>`"
         ));
     }
     let mut segments = path.split('.');
     let root = segments.next().unwrap_or_default();
     if !is_ident(root) {
         return Err(format!(
-            "invalid placeholder `{written}` in key template \"{template}\": write a parameter name, optionally followed by fields, as in `<user.id>`"
+            "invalid placeholder `{written}` in {what} \"{template}\": write a parameter name, optionally followed by fields, as in `<user.id>`"
         ));
     }
     let mut fields = Vec::new();
@@ -130,7 +133,7 @@ fn hole(inner: &str, written: String, template: &str) -> Result<Hole, String> {
             fields.push(Field::Index(index));
         } else {
             return Err(format!(
-                "invalid field `{segment}` in placeholder `{written}` of key template \"{template}\": write `.name` or `.0`"
+                "invalid field `{segment}` in placeholder `{written}` of {what} \"{template}\": write `.name` or `.0`"
             ));
         }
     }
@@ -150,21 +153,23 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Two placeholders side by side (`<a><b>`, `<a>-<b>`) would let `("1", "23")` and
-/// `("12", "3")` share a key; require a separator that values escape.
-fn check_separated(pieces: &[Piece], template: &str) -> Result<(), String> {
+/// `("12", "3")` share a key; require a separator that values never write. `~` and `%`
+/// don't count (an `Option` writes `~`, text writes `%XX`), nor do brackets.
+fn check_separated(pieces: &[Piece], template: &str, what: &str) -> Result<(), String> {
     let mut previous: Option<&Hole> = None;
     for piece in pieces {
         match piece {
             Piece::Hole(hole) => {
                 if let Some(prev) = previous {
                     return Err(format!(
-                        "placeholders `{prev}` and `{hole}` in key template \"{template}\" need a separator such as `:` between them, or two different argument lists could make the same key"
+                        "placeholders `{prev}` and `{hole}` in {what} \"{template}\" need a separator such as `:` between them, or two different argument lists could make the same key (`~`, `%` and brackets don't separate: values write them)"
                     ));
                 }
                 previous = Some(hole);
             }
             Piece::Text(text) => {
-                if text.contains(SEPARATORS) {
+                let comma = text.contains(',') && !text.contains(BRACKETS);
+                if comma || text.contains(SEPARATORS) {
                     previous = None;
                 }
             }
@@ -177,8 +182,12 @@ fn check_separated(pieces: &[Piece], template: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn parse_key(t: &str) -> Result<Vec<Piece>, String> {
+        parse(t, "key template")
+    }
+
     fn holes(t: &str) -> Vec<String> {
-        parse(t)
+        parse(t, "key template")
             .unwrap()
             .into_iter()
             .filter_map(|p| match p {
@@ -196,14 +205,14 @@ mod tests {
     #[test]
     fn doubled_brackets_are_literal() {
         assert_eq!(
-            parse("a<<b>>{{c}}").unwrap(),
+            parse_key("a<<b>>{{c}}").unwrap(),
             vec![Piece::Text("a<b>{c}".into())]
         );
     }
 
     #[test]
     fn fields_are_parsed() {
-        let pieces = parse("<req.tenant.0>").unwrap();
+        let pieces = parse_key("<req.tenant.0>").unwrap();
         let Piece::Hole(h) = &pieces[0] else { panic!() };
         assert_eq!(h.root, "req");
         assert_eq!(
@@ -214,14 +223,21 @@ mod tests {
 
     #[test]
     fn mistakes_are_errors() {
-        assert!(parse("user:<>").unwrap_err().contains("empty placeholder"));
-        assert!(parse("user:<id").unwrap_err().contains("unterminated"));
-        assert!(parse("user:{id").unwrap_err().contains("unterminated"));
-        assert!(parse("user:<a b>")
+        assert!(parse_key("user:<>")
+            .unwrap_err()
+            .contains("empty placeholder"));
+        assert!(parse_key("user:<id").unwrap_err().contains("unterminated"));
+        assert!(parse_key("user:{id").unwrap_err().contains("unterminated"));
+        assert!(parse_key("user:<a b>")
             .unwrap_err()
             .contains("invalid placeholder"));
-        assert!(parse("<a><b>").unwrap_err().contains("separator"));
-        assert!(parse("<a>-<b>").unwrap_err().contains("separator"));
-        assert!(parse("<a>:<b>").is_ok());
+        assert!(parse_key("<a><b>").unwrap_err().contains("separator"));
+        assert!(parse_key("<a>-<b>").unwrap_err().contains("separator"));
+        assert!(parse_key("<a>:<b>").is_ok());
+        assert!(parse_key("<a>,<b>").is_ok());
+        assert!(parse_key("<a>~<b>").unwrap_err().contains("separator"));
+        assert!(parse_key("<a>%<b>").unwrap_err().contains("separator"));
+        assert!(parse_key("<a>(,<b>").unwrap_err().contains("separator"));
+        assert!(parse_key("<a>]<b>").unwrap_err().contains("separator"));
     }
 }

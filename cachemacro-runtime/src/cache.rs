@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use crate::builder::CacheBuilder;
 use crate::bus::{Bus, Message};
-use crate::codec::{self, Codec, CodecError};
+use crate::codec::{self, CodecError};
 use crate::envelope;
 use crate::flight::Flights;
 use crate::key::{Layout, Place};
 use crate::l1::{Entry, L1};
 use crate::l2::L2;
 use crate::output::{Always, CacheValue, OkOnly};
+use crate::read::Share;
 use crate::scope::Scope;
 use crate::Error;
 
@@ -22,9 +23,9 @@ use crate::Error;
 /// `Cache` is a handle: cloning it is cheap and every clone uses the same storage.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
 /// use std::time::Duration;
-/// use cachemacro_runtime::Cache;
+/// use cachemacro::Cache;
 ///
 /// let cache = Cache::builder().namespace("shop").build().await?;
 /// cache.set("user:1", "Ada".to_string(), Duration::from_secs(60)).await?;
@@ -50,7 +51,9 @@ pub(crate) struct Inner {
     pub(crate) l2: Option<L2>,
     /// The invalidation bus, when Redis is configured.
     pub(crate) bus: Option<Bus>,
-    pub(crate) codec: Arc<dyn Codec>,
+    pub(crate) formats: crate::codec::Formats,
+    /// What is compressed on its way to L2.
+    pub(crate) compressor: crate::compress::Compressor,
     pub(crate) max_value_size: usize,
     /// How long a removal's tombstone keeps loads that began before it from storing.
     pub(crate) tombstone_ttl: Duration,
@@ -58,15 +61,20 @@ pub(crate) struct Inner {
     pub(crate) instance: u64,
     /// The fraction of a loaded entry's TTL that may be taken off at random.
     pub(crate) ttl_jitter: f64,
-    /// Whether reads use Redis right now.
-    pub(crate) breaker: crate::breaker::Breaker,
     /// What the cache did, for [`Cache::stats`].
     pub(crate) counters: crate::stats::Counters,
-    /// Group versions, when there is no Redis to hold them.
-    pub(crate) local_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The defaults of what loads do when their source is slow or failing.
+    pub(crate) defaults: crate::resilience::Defaults,
+    /// The loads waiting for another instance to load their key.
+    pub(crate) waiters: crate::resilience::Waiters,
+    /// Group versions, as this process knows them.
+    pub(crate) versions: crate::versions::Versions,
     /// Tag -> storage keys, when there is no Redis to hold them.
-    pub(crate) local_tags:
-        std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    pub(crate) local_tags: crate::tags::LocalTags,
+    /// Refreshes and reloads running in the background.
+    pub(crate) background: Arc<crate::background::Background>,
+    /// Set by [`Cache::shutdown`]: calls then bypass the cache.
+    pub(crate) shut: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -99,9 +107,19 @@ impl Cache {
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
-        Self {
+        let cache = Self {
             inner: Arc::new(inner),
-        }
+        };
+        #[cfg(feature = "metrics")]
+        crate::metrics::watch(&cache);
+        cache
+    }
+
+    /// The namespace's prefix of every key in Redis (`"app:"`), the `namespace` label of
+    /// the cache-wide metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn namespace(&self) -> &str {
+        self.inner.layout.root()
     }
 
     /// The TTL used when none is given.
@@ -149,8 +167,10 @@ impl Cache {
         Fut: Future<Output = T>,
     {
         let skey = self.storage_key(Place::Unscoped, key);
-        self.read_through::<Always, T, _>(skey, ttl.into(), async move { loader().await })
-            .await
+        self.read_through::<Always, T, _>(skey, ttl.into(), Some(Share::cloning()), async move {
+            loader().await
+        })
+        .await
     }
 
     /// Like [`get_or_set`](Self::get_or_set) for a fallible loader: an `Err` is returned and
@@ -167,11 +187,9 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let skey = self.storage_key(Place::Unscoped, key);
-        self.read_through::<OkOnly, Result<T, E>, _>(
-            skey,
-            ttl.into(),
-            async move { loader().await },
-        )
+        self.read_through::<OkOnly, Result<T, E>, _>(skey, ttl.into(), None, async move {
+            loader().await
+        })
         .await
     }
 
@@ -208,19 +226,69 @@ impl Cache {
         self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }
 
-    /// Whether this instance is using Redis for reads right now: `false` while the circuit
-    /// breaker is open after repeated Redis failures (reads then go straight to the
-    /// functions until the cool-down ends), and always `true` without Redis. For health
-    /// checks, with [`bus_connected`](Self::bus_connected).
+    /// Whether this instance is using Redis right now: `false` while its connection is
+    /// down, or in doubt after a call failed (reads then go straight to the functions, and
+    /// the connection is checked and remade in the background), and always `true` without
+    /// Redis. For health checks, with [`bus_connected`](Self::bus_connected).
     pub fn redis_available(&self) -> bool {
-        self.inner.l2.is_none() || self.inner.breaker.is_closed()
+        self.inner.l2.as_ref().is_none_or(|l2| l2.link().is_up())
+    }
+
+    /// Shuts the cache down, for a graceful exit: waits for its background work (refreshes
+    /// ahead of expiry, reloads that went on past a soft timeout) to store what it loads,
+    /// leaves the invalidation bus, closes the Redis connection and empties L1.
+    ///
+    /// From the moment it is called, calls fail open: `#[cached]` functions and
+    /// `get_or_set` run their bodies without caching, [`get`](Self::get) returns `None` and
+    /// [`set`](Self::set) stores nothing. Invalidations that need Redis return
+    /// [`Error::Unavailable`](crate::Error::Unavailable): this instance can no longer reach
+    /// the others, so call `shutdown` after the server has stopped taking requests.
+    /// Calling it again waits for the background work again and does nothing else.
+    ///
+    /// ```no_run
+    /// # async fn serve() {}
+    /// # #[tokio::main] async fn main() -> Result<(), cachemacro::Error> {
+    /// let cache = cachemacro::Cache::builder().redis("redis://127.0.0.1:6379").build().await?;
+    /// cachemacro::set_global(cache.clone())?;
+    /// serve().await; // until SIGTERM, then drain the requests in flight
+    /// cache.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        let first = !inner.shut.swap(true, std::sync::atomic::Ordering::SeqCst);
+        inner.background.idle().await;
+        if !first {
+            return;
+        }
+        if let Some(bus) = &inner.bus {
+            bus.close();
+        }
+        if let Some(l2) = &inner.l2 {
+            l2.link().close();
+        }
+        inner.l1.clear();
+        tracing::debug!(target: "cachemacro", "cache: shut down");
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counters of what this cache did since it was built (hits, loads, Redis errors,
     /// invalidations received...), for metrics.
     pub fn stats(&self) -> crate::Stats {
+        let mut stats = self.counters();
+        stats.functions = crate::site::functions();
+        stats
+    }
+
+    /// [`stats`](Self::stats) without the per-function figures.
+    pub(crate) fn counters(&self) -> crate::Stats {
         let mut stats = self.inner.counters.snapshot();
-        stats.redis_errors = self.inner.breaker.errors();
+        stats.redis_errors = self.inner.l2.as_ref().map_or(0, |l2| l2.link().errors());
+        (stats.l1_entries, stats.l1_weight, stats.l1_evictions) = self.inner.l1.usage();
         stats
     }
 
@@ -294,30 +362,44 @@ impl Cache {
         ttl.unwrap_or(self.inner.default_ttl)
     }
 
-    /// The fingerprint stored values of `T` carry.
-    pub(crate) fn fingerprint<T>(&self, version: u32) -> u64 {
-        envelope::fingerprint(std::any::type_name::<T>(), version, self.inner.codec.name())
-    }
-
-    /// `value` in its envelope, ready for L2.
+    /// `value` in its envelope, ready for L2 (`version`: the type's schema version).
     pub(crate) fn encode<T: CacheValue>(
         &self,
         skey: &str,
         value: &T,
-        fingerprint: u64,
-        ttl: Duration,
+        version: u32,
+        life: envelope::Life,
+        timed: bool,
     ) -> Result<Vec<u8>, Error> {
-        let mut bytes = envelope::value_header(fingerprint, ttl, 64);
+        let mut bytes = envelope::value_header(life, timed, 64);
+        let header = bytes.len();
         let limit = self.inner.max_value_size;
         let too_large = |size| Error::TooLarge {
             key: skey.to_owned(),
             size,
             limit,
         };
-        match codec::encode(&*self.inner.codec, value, &mut bytes) {
-            Ok(()) if bytes.len() > limit => Err(too_large(bytes.len())),
-            Ok(()) => Ok(bytes),
-            Err(CodecError::TooLarge { .. }) => Err(too_large(limit + 1)),
+        let formats = &self.inner.formats;
+        match formats.encode(value, version, &mut bytes) {
+            Ok(_) if bytes.len() > limit => Err(too_large(bytes.len())),
+            Ok(fingerprint) => match self.inner.compressor.pack(&bytes[header..]) {
+                Some((algorithm, packed)) => Ok(envelope::compressed_value(
+                    life,
+                    fingerprint,
+                    algorithm,
+                    bytes.len() - header,
+                    &packed,
+                )),
+                None => {
+                    envelope::set_fingerprint(&mut bytes, fingerprint);
+                    Ok(bytes)
+                }
+            },
+            // The codec stopped at its limit: measure what the whole value would take.
+            Err(CodecError::TooLarge { .. }) => Err(too_large(
+                header
+                    + codec::encoded_size(formats.primary(), value).unwrap_or(limit + 1 - header),
+            )),
             Err(CodecError::Other(reason)) => Err(Error::Encode {
                 key: skey.to_owned(),
                 reason,
@@ -331,27 +413,40 @@ impl Cache {
         value: T,
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
+        if self.is_shut_down() {
+            return Ok(());
+        }
         let ttl = self.ttl_or_default(ttl);
         let inner = &self.inner;
+        // A flight of its own: a load in flight for the key (which read before this write)
+        // goes stale, and a `remove` that comes while this writes Redis keeps this value
+        // out of L1.
+        let leader = inner.flights.lead_exclusive(&skey);
         let Some(l2) = &inner.l2 else {
-            inner
-                .flights
-                .insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
+            leader.land(&inner.l1, Entry::new(Arc::new(value), ttl), true);
             return Ok(());
         };
-        let stored = match self.encode(&skey, &value, self.fingerprint::<T>(0), ttl) {
-            Ok(bytes) => self.write_l2(l2, &skey, &bytes, ttl, "write").await,
-            Err(err) => Err(err),
+        let (bytes, shared) =
+            match self.encode(&skey, &value, 0, envelope::Life::starting_now(ttl), false) {
+                Ok(bytes) => (bytes, Ok(())),
+                // Too large (or not encodable) for Redis: Redis gets a tombstone instead, so that
+                // no instance keeps serving the old value, and this process alone keeps the new
+                // one.
+                Err(err) => (envelope::tombstone(inner.instance), Err(err)),
+            };
+        let stored_for = if shared.is_ok() {
+            ttl
+        } else {
+            inner.tombstone_ttl
         };
-        match stored {
+        match self.write_l2(l2, &skey, &bytes, stored_for, "write").await {
             Ok(()) => {
-                inner
-                    .flights
-                    .insert(&inner.l1, skey, Entry::new(Arc::new(value), ttl));
-                Ok(())
+                leader.land(&inner.l1, Entry::new(Arc::new(value), ttl), true);
+                shared
             }
             Err(err) => {
                 // Keep no local copy that the other instances do not share.
+                leader.fail(None);
                 self.remove_local_at(&skey);
                 Err(err)
             }
@@ -368,19 +463,24 @@ impl Cache {
         ttl: Duration,
         operation: &'static str,
     ) -> Result<(), Error> {
-        let result = match &self.inner.bus {
-            Some(bus) => {
-                let message = bus.payload(&Message::Remove(skey.to_owned()));
-                l2.set_and_publish(skey, bytes, ttl, bus.channel(), &message)
-                    .await
-            }
-            None => l2.set(skey, bytes, ttl).await,
-        };
-        self.inner.breaker.record(&result);
-        result.map_err(|e| Error::redis(operation, e))
+        let message = self.inner.bus.as_ref().map(|bus| {
+            (
+                bus.channel(),
+                bus.payload(&Message::Remove(skey.to_owned())),
+            )
+        });
+        l2.write(
+            skey,
+            bytes,
+            ttl,
+            message.as_ref().map(|(c, m)| (*c, m.as_str())),
+        )
+        .await
+        .map_err(|f| Error::from_fault(operation, f))
     }
 
     pub(crate) async fn remove_at(&self, skey: &str) -> Result<(), Error> {
+        tracing::debug!(target: "cachemacro", key = %skey, "invalidation: remove");
         let Some(l2) = &self.inner.l2 else {
             self.remove_local_at(skey);
             return Ok(());
@@ -397,6 +497,7 @@ impl Cache {
     }
 
     pub(crate) async fn clear_at(&self, prefix: &str) -> Result<(), Error> {
+        tracing::debug!(target: "cachemacro", %prefix, "invalidation: clear");
         self.clear_memory_at(prefix);
         let message = if prefix.is_empty() {
             Message::Clear
@@ -406,12 +507,12 @@ impl Cache {
         self.publish(message).await
     }
 
-    async fn publish(&self, message: Message) -> Result<(), Error> {
+    pub(crate) async fn publish(&self, message: Message) -> Result<(), Error> {
         match &self.inner.bus {
             Some(bus) => bus
                 .publish(&message)
                 .await
-                .map_err(|e| Error::redis("publish", e)),
+                .map_err(|f| Error::from_fault("publish", f)),
             None => Ok(()),
         }
     }

@@ -1,10 +1,22 @@
 //! Codecs turn values into bytes for L2 and back. L1 holds values as they are.
 //!
-//! The default is [`Bincode`] (bincode 1.3, compact and fast). A user picks another format
-//! by implementing [`Codec`] and passing it to
-//! [`CacheBuilder::codec`](crate::CacheBuilder::codec). The trait is object-safe through
-//! [`erased_serde`], so a `Cache` needs no type parameter for its codec; the dynamic dispatch
-//! costs nanoseconds next to the Redis round trip every L2 access pays anyway.
+//! The default is [`Bincode`] (bincode 1.3, compact and fast). [`Json`] is the other one
+//! shipped: readable in `redis-cli`, and self-describing. A user picks one, or their own, by
+//! implementing [`Codec`] and passing it to [`CacheBuilder::codec`](crate::CacheBuilder::codec).
+//! The trait is object-safe through [`erased_serde`], so a `Cache` needs no type parameter
+//! for its codec; the dynamic dispatch costs nanoseconds next to the Redis round trip every
+//! L2 access pays anyway.
+//!
+//! # Types bincode cannot read back
+//!
+//! Bincode writes no field names or type tags, so a type whose serde attributes make the
+//! written fields depend on the value (`#[serde(skip_serializing_if = ...)]`), or whose
+//! reading needs to look at the data first (`#[serde(flatten)]`, `#[serde(untagged)]`,
+//! `deserialize_any`), encodes fine and then never decodes. Such a type works anyway: before
+//! a value is stored with a codec that is not self-describing, the cache reads it back; when
+//! that fails, the type's values are stored as [`Json`] from then on (logged once per type),
+//! and the envelope's fingerprint records which codec wrote each value, so every instance
+//! reads both.
 
 use std::fmt;
 
@@ -43,35 +55,44 @@ pub type Visit<'a> = dyn for<'de> FnMut(&mut dyn erased_serde::Deserializer<'de>
 
 /// A serialization format for values stored in L2.
 ///
+/// A codec over any serde format takes a few lines; this one writes JSON through
+/// `serde_json` (the crate ships the same as [`Json`]):
+///
 /// ```
-/// use cachemacro_runtime::codec::{erased_serde, Codec, CodecError, Visit};
+/// use cachemacro::codec::{erased_serde, Codec, CodecError, Visit};
 ///
 /// /// JSON, for values a person can read in `redis-cli`.
-/// struct Json;
+/// struct MyJson;
 ///
-/// impl Codec for Json {
+/// impl Codec for MyJson {
 ///     fn name(&self) -> &'static str {
-///         "json"
+///         "my-json"
 ///     }
 ///
 ///     fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError> {
-///         # let _ = (value, out);
-///         // serde_json::to_writer(out, value).map_err(|e| CodecError::Other(e.to_string()))
-///         # Ok(())
+///         serde_json::to_writer(out, value).map_err(|e| CodecError::Other(e.to_string()))
 ///     }
 ///
 ///     fn decode(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), CodecError> {
-///         # let _ = (bytes, visit);
-///         // let mut de = serde_json::Deserializer::from_slice(bytes);
-///         // visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de)).map_err(|e| CodecError::Other(e.to_string()))?;
-///         // de.end().map_err(|e| CodecError::Other(e.to_string()))
-///         # Ok(())
+///         let mut de = serde_json::Deserializer::from_slice(bytes);
+///         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
+///             .map_err(|e| CodecError::Other(e.to_string()))?;
+///         de.end().map_err(|e| CodecError::Other(e.to_string()))
+///     }
+///
+///     fn is_self_describing(&self) -> bool {
+///         true
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+/// let cache = cachemacro::Cache::builder().codec(MyJson).build().await?;
+/// # Ok(()) }
 /// ```
 pub trait Codec: Send + Sync + 'static {
     /// The format's name. It is part of every stored value's type fingerprint, so values
-    /// written with another codec read as misses, never as garbage.
+    /// written with another codec read as misses, never as garbage (except values written
+    /// as [`Json`], which every cache reads).
     fn name(&self) -> &'static str;
 
     /// Appends the encoding of `value` to `out`.
@@ -84,6 +105,171 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes `bytes` by handing `visit` a deserializer over them. Fails when `visit` fails
     /// or when bytes are left over.
     fn decode(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), CodecError>;
+
+    /// The size of `value`'s encoding, ignoring any limit, when the codec can tell without
+    /// encoding it (used to report the size of a value that is too large). Default: `None`.
+    fn encoded_size(&self, value: &dyn erased_serde::Serialize) -> Option<u64> {
+        let _ = value;
+        None
+    }
+
+    /// Whether the format records field names and types, so that serde attributes such as
+    /// `skip_serializing_if`, `flatten` and `untagged` read back. When it does not (the
+    /// default, `false`), the cache checks that each value reads back before it stores it,
+    /// and stores the types that do not as [`Json`].
+    fn is_self_describing(&self) -> bool {
+        false
+    }
+}
+
+/// JSON (`serde_json`): readable in `redis-cli`, self-describing, about twice bincode's
+/// size for a typical struct. The cache also falls back to it for the types the configured
+/// codec cannot read back (see the [module documentation](self)). Maps need keys that JSON
+/// can write as strings (strings, integers, `bool`, `char`, unit enums).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Json;
+
+fn json_error(err: serde_json::Error) -> CodecError {
+    CodecError::Other(err.to_string())
+}
+
+impl Codec for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        serde_json::to_writer(out, value).map_err(json_error)
+    }
+
+    fn decode(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), CodecError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
+            .map_err(|e| CodecError::Other(e.to_string()))?;
+        de.end().map_err(json_error)
+    }
+
+    fn is_self_describing(&self) -> bool {
+        true
+    }
+}
+
+/// The codecs of one cache: the configured one, and [`Json`] for the types it cannot read
+/// back.
+pub(crate) struct Formats {
+    primary: std::sync::Arc<dyn Codec>,
+    fallback: Json,
+    /// The types (by fingerprint under the configured codec) stored as JSON.
+    fallback_types: std::sync::RwLock<std::collections::HashSet<u64>>,
+}
+
+impl Formats {
+    pub(crate) fn new(primary: std::sync::Arc<dyn Codec>) -> Self {
+        Self {
+            primary,
+            fallback: Json,
+            fallback_types: Default::default(),
+        }
+    }
+
+    /// The configured codec.
+    pub(crate) fn primary(&self) -> &dyn Codec {
+        &*self.primary
+    }
+
+    /// The fingerprint values of `T` at `version` carry when written by the configured
+    /// codec, and when written as JSON.
+    pub(crate) fn fingerprints<T>(&self, version: u32) -> (u64, u64) {
+        let name = std::any::type_name::<T>();
+        let fingerprints = (
+            crate::envelope::fingerprint(name, version, self.primary.name()),
+            crate::envelope::fingerprint(name, version, self.fallback.name()),
+        );
+        crate::conflicts::remember_fingerprint::<T>(fingerprints.0, version);
+        crate::conflicts::remember_fingerprint::<T>(fingerprints.1, version);
+        fingerprints
+    }
+
+    /// Appends `value`'s encoding to `out` and returns the fingerprint to put in its
+    /// envelope: with the configured codec when the value reads back, else as JSON.
+    pub(crate) fn encode<T: Serialize + DeserializeOwned>(
+        &self,
+        value: &T,
+        version: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<u64, CodecError> {
+        let (primary_fp, fallback_fp) = self.fingerprints::<T>(version);
+        let known_fallback = self
+            .fallback_types
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&primary_fp);
+        if known_fallback {
+            encode(&self.fallback, value, out)?;
+            return Ok(fallback_fp);
+        }
+        let start = out.len();
+        match encode(&*self.primary, value, out) {
+            Ok(()) => {
+                if self.primary.is_self_describing()
+                    || decode::<T>(&*self.primary, &out[start..]).is_ok()
+                {
+                    return Ok(primary_fp);
+                }
+            }
+            Err(err @ CodecError::TooLarge { .. }) => return Err(err),
+            // A format without field names cannot write some shapes at all (a flattened
+            // struct is a map of unknown length): JSON can.
+            Err(CodecError::Other(_)) if !self.primary.is_self_describing() => {}
+            Err(err) => return Err(err),
+        }
+        // It does not read back: this type goes to JSON from now on.
+        out.truncate(start);
+        encode(&self.fallback, value, out)?;
+        let first = self
+            .fallback_types
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(primary_fp);
+        if first {
+            tracing::warn!(
+                target: "cachemacro",
+                r#type = std::any::type_name::<T>(),
+                codec = self.primary.name(),
+                "cache: values of this type do not read back with the configured codec (serde attributes such as skip_serializing_if, flatten or untagged need a self-describing format); storing them as JSON"
+            );
+        }
+        Ok(fallback_fp)
+    }
+
+    /// Decodes a `T` written with the fingerprint `fingerprint`: `None` when neither codec
+    /// writes `T` at `version` with that fingerprint (another type, version or codec).
+    pub(crate) fn decode<T: DeserializeOwned>(
+        &self,
+        fingerprint: u64,
+        version: u32,
+        payload: &[u8],
+    ) -> Option<Result<T, CodecError>> {
+        let (primary_fp, fallback_fp) = self.fingerprints::<T>(version);
+        if fingerprint == primary_fp {
+            Some(decode(&*self.primary, payload))
+        } else if fingerprint == fallback_fp {
+            Some(decode(&self.fallback, payload))
+        } else {
+            None
+        }
+    }
+}
+
+/// The size of `value` in `codec`, ignoring limits, when the codec can tell.
+pub(crate) fn encoded_size<T: Serialize>(codec: &dyn Codec, value: &T) -> Option<usize> {
+    codec
+        .encoded_size(&value as &dyn erased_serde::Serialize)
+        .and_then(|size| usize::try_from(size).ok())
 }
 
 /// Encodes `value` with `codec`.
@@ -175,6 +361,11 @@ impl Codec for Bincode {
         self.options()
             .deserialize_seed(Seed(visit), bytes)
             .map_err(|e| bincode_error(self.limit, &e))
+    }
+
+    fn encoded_size(&self, value: &dyn erased_serde::Serialize) -> Option<u64> {
+        use bincode::Options;
+        bincode::DefaultOptions::new().serialized_size(value).ok()
     }
 }
 

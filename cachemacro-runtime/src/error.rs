@@ -6,11 +6,11 @@
 /// its body (fail-open) and [`Cache::get`](crate::Cache::get) reports it. Invalidations
 /// (`remove`, `clear`) do return it, because the caller must know that other instances may
 /// still hold the old value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Redis could not be reached or answered with an error.
-    #[error("redis error during {operation}: {source}; the local cache was still updated, check the Redis connection and retry the invalidation")]
+    /// Redis answered with an error, or the connection failed during the call.
+    #[error("Redis error during {operation}: {source}; {}", hint(operation))]
     Redis {
         /// What the cache was doing.
         operation: &'static str,
@@ -19,12 +19,27 @@ pub enum Error {
         source: redis::RedisError,
     },
 
-    /// Redis failed several times in a row, and reads skip it for a while (the circuit
-    /// breaker is open).
-    #[error("Redis is unavailable (it failed several times in a row); reads skip it for another {retry_in:?}")]
+    /// Redis did not answer within the configured timeout.
+    #[error(
+        "Redis did not answer within {timeout:?} during {operation}; {}",
+        hint(operation)
+    )]
+    Timeout {
+        /// What the cache was doing.
+        operation: &'static str,
+        /// The configured Redis timeout.
+        timeout: std::time::Duration,
+    },
+
+    /// The connection to Redis is down (or in doubt after a failure, for a read), so the
+    /// call was not attempted; it is remade in the background.
+    #[error(
+        "Redis is unavailable during {operation} (the connection is down and being remade); {}",
+        hint(operation)
+    )]
     Unavailable {
-        /// When reads try Redis again.
-        retry_in: std::time::Duration,
+        /// What the cache was doing.
+        operation: &'static str,
     },
 
     /// A value could not be encoded for the shared cache.
@@ -41,7 +56,7 @@ pub enum Error {
     TooLarge {
         /// The storage key.
         key: String,
-        /// The encoded size.
+        /// The encoded size (what Redis would store, envelope included).
         size: usize,
         /// The configured limit.
         limit: usize,
@@ -56,8 +71,22 @@ pub enum Error {
     GlobalAlreadySet,
 }
 
+/// What the caller can do after a Redis fault during `operation`.
+fn hint(operation: &str) -> &'static str {
+    match operation {
+        "read" | "read version" => "the value was not read from Redis",
+        _ => "the local cache was still updated; other instances may keep the old value until its TTL ends: check Redis and retry",
+    }
+}
+
 impl Error {
-    pub(crate) fn redis(operation: &'static str, source: redis::RedisError) -> Self {
-        Error::Redis { operation, source }
+    /// The error for a Redis call that did not succeed.
+    pub(crate) fn from_fault(operation: &'static str, fault: crate::link::Fault) -> Self {
+        use crate::link::Fault;
+        match fault {
+            Fault::Unavailable => Error::Unavailable { operation },
+            Fault::Timeout(timeout) => Error::Timeout { operation, timeout },
+            Fault::Connection(source) | Fault::Reply(source) => Error::Redis { operation, source },
+        }
     }
 }

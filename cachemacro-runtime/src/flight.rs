@@ -1,13 +1,17 @@
 //! Single flight: concurrent misses of one key run the loader once, and an invalidation that
 //! lands while a load is in flight is never undone by that load.
 //!
-//! moka's own `try_get_with` deduplicates loads, but `invalidate` does not take the per-key
-//! lock it holds, so a `remove` during a load is followed by the load inserting the value it
-//! read before the write. Here every in-flight load is registered per key; `remove`, `set`
-//! and `clear` mark the flight *stale* under the same lock that a load's commit takes, so
-//! either the commit happens first (and the invalidation then removes it) or the commit sees
-//! the mark and keeps the value out of the cache.
+//! A cache's own loader deduplication (moka's `try_get_with`, say) does not protect against
+//! a `remove` during a load: the load then inserts the value it read before the write. Here
+//! every in-flight load is registered per key; `remove`, `set` and `clear` mark the flight
+//! *stale* under the same lock that a load's commit takes, so either the commit happens
+//! first (and the invalidation then removes it) or the commit sees the mark and keeps the
+//! value out of the cache.
+//!
+//! A `set` runs as a flight too: it replaces (and marks stale) any load in flight for its
+//! key, and a `remove` that comes while it writes Redis keeps its value out of L1.
 
+use std::any::Any;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -20,14 +24,29 @@ use crate::l1::{Entry, L1};
 
 const SHARDS: usize = 64;
 
-/// What followers of a flight learn when it lands.
+/// A failed result the leader shares with its followers: the caller's own return value
+/// (an `Err`, a `None`), behind a `Mutex` so that each follower can clone it out.
+pub(crate) type SharedFailure = Arc<dyn Any + Send + Sync>;
+
+/// How a flight ended, as its followers learn it.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    /// The loaded value.
+    Value(Entry),
+    /// The load produced a result that is not cached (an `Err`, a `None`); the result
+    /// itself when the leader could share it.
+    Failed(Option<SharedFailure>),
+    /// The leader was cancelled (or panicked): one of the followers takes over.
+    Cancelled,
+}
+
 #[derive(Clone)]
 enum State {
     Pending,
-    /// The loaded value; followers return it.
-    Done(Entry),
-    /// The leader's result was not cacheable (an `Err`, a `None`): followers load themselves.
-    Retry,
+    /// A value to hand out meanwhile (a stale value, served while the load goes on in the
+    /// background); the flight is still in the air.
+    Interim(Entry),
+    Landed(Outcome),
 }
 
 struct Flight {
@@ -37,15 +56,17 @@ struct Flight {
 
 type Shard = HashMap<String, Arc<Flight>>;
 
-/// The registry of loads in flight, sharded by key.
+/// The registry of loads in flight, sharded by key. Cloning it is cheap: the clones share
+/// the registry, so that a load can go on in a task of its own.
+#[derive(Clone)]
 pub(crate) struct Flights {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Arc<[Mutex<Shard>]>,
 }
 
 /// The part a caller plays for one key.
-pub(crate) enum Role<'a> {
+pub(crate) enum Role {
     /// Load the value and [`Leader::land`] it.
-    Leader(Leader<'a>),
+    Leader(Leader),
     /// Wait for the leader with [`Follower::wait`].
     Follower(Follower),
 }
@@ -64,25 +85,39 @@ impl Flights {
         lock(&self.shards[index])
     }
 
+    fn start(&self, shard: &mut Shard, key: &str) -> Leader {
+        let flight = Arc::new(Flight {
+            stale: AtomicBool::new(false),
+            tx: watch::Sender::new(State::Pending),
+        });
+        shard.insert(key.to_owned(), Arc::clone(&flight));
+        Leader {
+            flights: self.clone(),
+            key: key.to_owned(),
+            flight,
+            landed: false,
+        }
+    }
+
     /// Joins the flight for `key`, starting it when none is in the air.
-    pub(crate) fn join<'a>(&'a self, key: &str) -> Role<'a> {
+    pub(crate) fn join(&self, key: &str) -> Role {
         let mut shard = self.shard(key);
         if let Some(flight) = shard.get(key) {
             return Role::Follower(Follower {
                 rx: flight.tx.subscribe(),
             });
         }
-        let flight = Arc::new(Flight {
-            stale: AtomicBool::new(false),
-            tx: watch::Sender::new(State::Pending),
-        });
-        shard.insert(key.to_owned(), Arc::clone(&flight));
-        Role::Leader(Leader {
-            flights: self,
-            key: key.to_owned(),
-            flight,
-            landed: false,
-        })
+        Role::Leader(self.start(&mut shard, key))
+    }
+
+    /// Starts a flight for `key` that replaces (and marks stale) any flight in the air: a
+    /// write whose value must win over what a load in flight read before it.
+    pub(crate) fn lead_exclusive(&self, key: &str) -> Leader {
+        let mut shard = self.shard(key);
+        if let Some(flight) = shard.remove(key) {
+            flight.stale.store(true, Ordering::Release);
+        }
+        self.start(&mut shard, key)
     }
 
     /// Whether a load of `key` is in flight.
@@ -96,16 +131,6 @@ impl Flights {
         if let Some(flight) = self.shard(key).remove(key) {
             flight.stale.store(true, Ordering::Release);
         }
-    }
-
-    /// Stores `entry` in L1 under the flight lock, so that a load in flight cannot overwrite
-    /// it with an older value.
-    pub(crate) fn insert(&self, l1: &L1, key: String, entry: Entry) {
-        let mut shard = self.shard(&key);
-        if let Some(flight) = shard.remove(&key) {
-            flight.stale.store(true, Ordering::Release);
-        }
-        l1.insert(key, entry);
     }
 
     /// Marks stale every flight whose key starts with `prefix` (all of them for `""`).
@@ -130,35 +155,66 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 /// The caller that runs the load. Dropping it without landing (the caller was cancelled,
 /// or the loader panicked) releases the followers, and one of them takes over.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+pub(crate) struct Leader {
+    flights: Flights,
     key: String,
     flight: Arc<Flight>,
     landed: bool,
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Whether an invalidation has hit this key since the flight started.
     pub(crate) fn is_stale(&self) -> bool {
         self.flight.stale.load(Ordering::Acquire)
     }
 
-    /// Ends the flight: stores `entry` in L1 when `store` is set and the flight did not go
-    /// stale, and hands it to the followers. `None` (not cacheable) makes the followers load
-    /// for themselves.
-    pub(crate) fn land(mut self, l1: &L1, entry: Option<Entry>, store: bool) {
-        self.landed = true;
+    /// Ends the flight with a value: stores `entry` in L1 when `store` is set and the
+    /// flight did not go stale, and hands it to the followers.
+    pub(crate) fn land(mut self, l1: &L1, entry: Entry, store: bool) {
         {
             let mut shard = self.flights.shard(&self.key);
             self.detach(&mut shard);
-            if let Some(entry) = entry.as_ref().filter(|_| store && !self.is_stale()) {
+            if store && !self.is_stale() {
                 l1.insert(std::mem::take(&mut self.key), entry.clone());
             }
         }
-        self.flight.tx.send_replace(match entry {
-            Some(entry) => State::Done(entry),
-            None => State::Retry,
-        });
+        self.finish(Outcome::Value(entry));
+    }
+
+    /// Ends the flight without a value to cache; the followers get `shared` (the leader's
+    /// own result, when it can be cloned) or load for themselves.
+    pub(crate) fn fail(mut self, shared: Option<SharedFailure>) {
+        {
+            let mut shard = self.flights.shard(&self.key);
+            self.detach(&mut shard);
+        }
+        self.finish(Outcome::Failed(shared));
+    }
+
+    /// Stores `entry` in L1 unless the flight went stale; the flight goes on.
+    pub(crate) fn keep(&self, l1: &L1, entry: Entry) {
+        let _shard = self.flights.shard(&self.key);
+        if !self.is_stale() {
+            l1.insert(self.key.clone(), entry);
+        }
+    }
+
+    /// Hands `entry` to the followers waiting now, and stores it in L1 unless the flight
+    /// went stale, while the load goes on: a stale value served while a slow reload runs
+    /// in the background.
+    pub(crate) fn interim(&self, l1: &L1, entry: Entry) {
+        {
+            let _shard = self.flights.shard(&self.key);
+            if !self.is_stale() {
+                l1.insert(self.key.clone(), entry.clone());
+            }
+        }
+        self.flight.tx.send_replace(State::Interim(entry));
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.landed = true;
+        self.flight.tx.send_replace(State::Landed(outcome));
     }
 
     fn detach(&self, shard: &mut Shard) {
@@ -171,13 +227,15 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         if !self.landed {
             let mut shard = self.flights.shard(&self.key);
             self.detach(&mut shard);
             drop(shard);
-            self.flight.tx.send_replace(State::Retry);
+            self.flight
+                .tx
+                .send_replace(State::Landed(Outcome::Cancelled));
         }
     }
 }
@@ -188,17 +246,17 @@ pub(crate) struct Follower {
 }
 
 impl Follower {
-    /// The leader's value, or `None` when the caller should try again (the leader failed,
-    /// was cancelled, or produced a value that is not cached).
-    pub(crate) async fn wait(mut self) -> Option<Entry> {
+    /// How the leader's flight ended, or the value it hands out meanwhile.
+    pub(crate) async fn wait(mut self) -> Outcome {
         let state = self
             .rx
             .wait_for(|state| !matches!(state, State::Pending))
-            .await
-            .ok()?;
-        match &*state {
-            State::Done(entry) => Some(entry.clone()),
-            _ => None,
+            .await;
+        match state.as_deref() {
+            Ok(State::Landed(outcome)) => outcome.clone(),
+            Ok(State::Interim(entry)) => Outcome::Value(entry.clone()),
+            // The sender is gone without landing: treat it as a cancelled leader.
+            _ => Outcome::Cancelled,
         }
     }
 }

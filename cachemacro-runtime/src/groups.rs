@@ -1,40 +1,73 @@
 //! Invalidating groups of entries at once: group versions, tags, namespace purge.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{MutexGuard, PoisonError};
+use std::time::Duration;
 
-use crate::bus::{Bus, Message};
+use crate::bus::Message;
 use crate::envelope;
+use crate::l2::{TagKeys, L2};
+use crate::link::Fault;
+use crate::throttle::warn_throttled;
 use crate::{Cache, Error};
+
+/// How long a purge waits between telling the instances and deleting: the time an
+/// invalidation message takes to reach them (see the README's guarantees).
+const PURGE_SETTLE: Duration = Duration::from_millis(100);
+
+/// How many keys one round trip of a tag invalidation tombstones.
+const TAG_BATCH: usize = 500;
+
+/// How long members taken from an older version's tag set (which has no deadlines) stay
+/// pending when their invalidation fails.
+const LEGACY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
 impl Cache {
     /// Deletes every entry of this cache's namespace from Redis (a `SCAN` + `UNLINK` over
-    /// `<namespace>:*`, in batches that do not block the server), then clears this process's
+    /// `<namespace>:*`, in batches that do not block the server), and clears this process's
     /// L1 and every peer's. Returns how many Redis keys were deleted (0 without Redis).
+    /// Tag registrations and group versions are kept.
     ///
-    /// This is the seeds' *namespace purge*: for starting afresh after a migration, or for
-    /// tests. It is not how a write invalidates (use [`remove`](Self::remove), a group
-    /// [`version`](Self::version) or tags): a load in flight while it runs may store what it
-    /// loaded.
+    /// This is the seeds' *namespace purge*: for starting afresh after a migration (write
+    /// the data, then purge), or for tests. Every instance is told first, so that no load
+    /// in flight on any of them stores what it read before the purge; the deletion starts a
+    /// moment later (100 ms, the bus delivery bound), so it costs at least that.
+    ///
+    /// When it fails half-way, the keys it deleted are gone and the local and peers' copies
+    /// are still cleared; calling it again finishes the job.
     pub async fn purge(&self) -> Result<u64, Error> {
         self.purge_at(self.inner.layout.root()).await
     }
 
     pub(crate) async fn purge_at(&self, prefix: &str) -> Result<u64, Error> {
-        let deleted = match &self.inner.l2 {
-            // The prefix is escaped (see `key`), so it holds no glob characters of its own.
-            Some(l2) => l2
-                .scan_unlink(&format!("{prefix}*"))
-                .await
-                .map_err(|e| Error::redis("purge", e))?,
-            None => 0,
-        };
-        let prefix = if prefix == self.inner.layout.root() {
+        tracing::debug!(target: "cachemacro", %prefix, "invalidation: purge");
+        let clear_prefix = if prefix == self.inner.layout.root() {
             ""
         } else {
             prefix
         };
-        self.clear_at(prefix).await?;
+        let Some(l2) = &self.inner.l2 else {
+            self.clear_memory_at(clear_prefix);
+            return Ok(0);
+        };
+        // First every instance drops its copies and marks its loads in flight stale, so
+        // that none of them stores what it read before the purge; the deletion waits for
+        // the message to arrive (the bus bound), or such a load could fill a key the scan
+        // has already passed.
+        self.clear_at(clear_prefix).await?;
+        tokio::time::sleep(PURGE_SETTLE).await;
+        // The prefix is escaped (see `key`), so it holds no glob characters of its own.
+        // Tag registrations stay, or entries loaded while the purge runs would escape their
+        // tags' invalidations; so do group versions, which must never go back.
+        let root = self.inner.layout.root();
+        let keep = ["tz:", "tp:", "t:", "v:"].map(|kind| format!("{root}{kind}"));
+        let deleted = l2
+            .scan_unlink(&format!("{prefix}*"), &keep)
+            .await
+            .map_err(|f| Error::from_fault("purge", f));
+        // Whatever Redis did, drop the copies read while it ran, here and on the peers: a
+        // purge that failed half-way deleted some keys already.
+        let cleared = self.clear_at(clear_prefix).await;
+        let deleted = deleted?;
+        cleared?;
         Ok(deleted)
     }
 
@@ -43,8 +76,8 @@ impl Cache {
     /// at once (the *versioned keys* pattern):
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
-    /// # let cache = cachemacro_runtime::Cache::in_memory();
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+    /// # let cache = cachemacro::Cache::in_memory();
     /// let v = cache.version("catalog").await?;
     /// cache.set(&format!("catalog:v{v}:item:1"), "chair".to_string(), None).await?;
     ///
@@ -56,42 +89,62 @@ impl Cache {
     ///
     /// With `#[cached]`, take the version as an argument: `#[cached(key =
     /// "catalog:v<version>:<id>")] async fn item(version: u64, id: u64)`. Entries of older
-    /// versions are never read again and end with their TTL. With Redis the counter is
-    /// shared by every instance; reading it costs one `GET`.
+    /// versions are never read again and end with their TTL.
+    ///
+    /// With Redis the version is shared by every instance, and this process keeps it in
+    /// memory: reading it is a lookup, a bump elsewhere reaches it over the bus, and it is
+    /// read again from Redis after [`version_refresh`](crate::CacheBuilder::version_refresh)
+    /// (and after the bus dropped). It never goes back, and it fails open: when Redis
+    /// cannot be read, the last known version is returned (0 if none), so a Redis fault
+    /// does not fail the reads that use it. It never returns an error today; the `Result`
+    /// leaves room for a codec or configuration error.
     pub async fn version(&self, group: &str) -> Result<u64, Error> {
-        let key = self.inner.layout.version_key(group);
-        match &self.inner.l2 {
-            Some(l2) => l2
-                .counter(&key)
-                .await
-                .map_err(|e| Error::redis("read version", e)),
-            None => Ok(self.local_versions().get(&key).copied().unwrap_or(0)),
+        let versions = &self.inner.versions;
+        if let Some(version) = versions.fresh(group) {
+            return Ok(version);
         }
-    }
-
-    /// Moves `group` to its next version, retiring every entry keyed with an older one; returns
-    /// the new version. See [`version`](Self::version).
-    pub async fn bump_version(&self, group: &str) -> Result<u64, Error> {
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(versions.last_known(group));
+        };
         let key = self.inner.layout.version_key(group);
-        match &self.inner.l2 {
-            Some(l2) => l2
-                .increment(&key)
-                .await
-                .map_err(|e| Error::redis("bump version", e)),
-            None => {
-                let mut versions = self.local_versions();
-                let version = versions.entry(key).or_insert(0);
-                *version += 1;
-                Ok(*version)
+        match l2.counter(&key).await {
+            Ok(version) => Ok(versions.raise(group, version)),
+            Err(fault) => {
+                if !matches!(fault, Fault::Unavailable) {
+                    warn_throttled!(group, error = %fault, "cache: could not read a group version from Redis; using the last one known");
+                }
+                Ok(versions.last_known(group))
             }
         }
     }
 
-    fn local_versions(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        self.inner
-            .local_versions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Moves `group` to a new version, retiring every entry keyed with an older one, here
+    /// at once and on every instance when the bus message arrives; returns the new version.
+    /// See [`version`](Self::version).
+    ///
+    /// A version only grows. Without Redis it counts 1, 2, 3...; with Redis a bump gives
+    /// one more than the last version or the current time in milliseconds, whichever is
+    /// larger, so that a Redis that lost its data (a restart without persistence, a
+    /// failover to a replica that lagged) never hands out a version again that entries
+    /// are already cached under.
+    pub async fn bump_version(&self, group: &str) -> Result<u64, Error> {
+        tracing::debug!(target: "cachemacro", %group, "invalidation: version bump");
+        let versions = &self.inner.versions;
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(versions.bump(group));
+        };
+        let key = self.inner.layout.version_key(group);
+        let version = l2
+            .bump(&key, envelope::now_ms())
+            .await
+            .map_err(|f| Error::from_fault("bump version", f))?;
+        let version = versions.raise(group, version);
+        self.publish(Message::Version {
+            group: group.to_owned(),
+            version,
+        })
+        .await?;
+        Ok(version)
     }
 
     /// Removes, everywhere, every entry that depends on `tag`: the seeds' *dependency
@@ -102,20 +155,62 @@ impl Cache {
     ///
     /// Tags are registered when a load begins (in the same round trip as the L2 read), so an
     /// invalidation that comes while a load is in flight finds it, and the load's fill then
-    /// fails as it does after [`remove`](Self::remove).
+    /// fails as it does after [`remove`](Self::remove). A tag's registrations in Redis are
+    /// kept only while their entries can be alive, so a tag on every entry stays as large
+    /// as the entries that still live.
+    ///
+    /// When it returns an error (Redis refused a write, say for lack of memory), the
+    /// entries it could not reach stay registered: calling it again finishes the job.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
-        let tag_key = self.inner.layout.tag_key(tag);
+        tracing::debug!(target: "cachemacro", %tag, "invalidation: tag");
+        let keys = self.tag_keys(tag);
+        // Entries registered in this process only: without Redis, or loaded while Redis
+        // could not be reached.
+        let local = self.remove_local_tag(tag);
         let Some(l2) = &self.inner.l2 else {
-            let keys = self.local_tags().remove(&tag_key).unwrap_or_default();
-            for key in &keys {
-                self.remove_local_at(key);
-            }
-            return Ok(keys.len() as u64);
+            return Ok(local);
         };
-        let keys = l2
-            .take_members(&tag_key)
-            .await
-            .map_err(|e| Error::redis("invalidate tag", e))?;
+        let fault = |f| Error::from_fault("invalidate tag", f);
+        let now_ms = envelope::now_ms();
+        let legacy_deadline = now_ms + LEGACY_DEADLINE.as_millis() as u64;
+        if let Err(taken) = l2.take_tag(&keys, now_ms, legacy_deadline).await {
+            if taken.code() == Some("OOM") {
+                // Redis takes no writes: the registrations stay where they are, for the
+                // retry; meanwhile the values are deleted and the peers told, which Redis
+                // still allows.
+                if let Ok(members) = l2.live_members(&keys, now_ms).await {
+                    let _ = self.tombstone_keys(l2, &members).await;
+                }
+            }
+            return Err(fault(taken));
+        }
+        let mut removed = local;
+        loop {
+            let batch = l2.pending(&keys, TAG_BATCH).await.map_err(fault)?;
+            if batch.is_empty() {
+                break;
+            }
+            let members: Vec<String> = batch.iter().map(|(m, _)| m.clone()).collect();
+            self.tombstone_keys(l2, &members).await.map_err(fault)?;
+            l2.forget(&keys, &batch).await.map_err(fault)?;
+            removed += members.len() as u64;
+        }
+        // The peers drop what they registered only in their own memory.
+        self.publish(Message::Tag(tag.to_owned())).await?;
+        Ok(removed)
+    }
+
+    /// Drops the entries registered under `tag` in this process only; returns how many.
+    pub(crate) fn remove_local_tag(&self, tag: &str) -> u64 {
+        let removed = self.inner.local_tags.take(&self.tag_keys(tag).live);
+        for key in &removed {
+            self.remove_local_at(key);
+        }
+        removed.len() as u64
+    }
+
+    /// Writes a tombstone over each of `keys`, tells the peers, and drops the local copies.
+    pub(crate) async fn tombstone_keys(&self, l2: &L2, keys: &[String]) -> Result<(), Fault> {
         let tombstone = envelope::tombstone(self.inner.instance);
         let messages: Vec<String> = match &self.inner.bus {
             Some(bus) => keys
@@ -124,64 +219,43 @@ impl Cache {
                 .collect(),
             None => Vec::new(),
         };
-        let mut result = Ok(());
-        for (keys, messages) in keys.chunks(500).zip(
-            messages
-                .chunks(500)
-                .map(Some)
-                .chain(std::iter::repeat(None)),
-        ) {
-            let channel = self.inner.bus.as_ref().map(Bus::channel);
-            let written = l2
-                .tombstone_all(
-                    keys,
-                    &tombstone,
-                    self.inner.tombstone_ttl,
-                    channel,
-                    messages.unwrap_or(&[]),
-                )
-                .await;
-            if let Err(err) = written {
-                result = Err(Error::redis("invalidate tag", err));
-            }
-        }
-        for key in &keys {
+        let channel = self.inner.bus.as_ref().map(|bus| {
+            (
+                bus.channel(),
+                messages.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        });
+        let written = l2
+            .write_all(keys, &tombstone, self.inner.tombstone_ttl, channel)
+            .await;
+        for key in keys {
             self.remove_local_at(key);
         }
-        result.map(|()| keys.len() as u64)
+        written
     }
 
-    /// Records, without Redis, that `skey` depends on each of `tag_keys`.
-    pub(crate) fn register_local_tags(&self, tag_keys: &[String], skey: &str) {
-        if tag_keys.is_empty() {
+    /// The Redis keys of `tag`.
+    pub(crate) fn tag_keys(&self, tag: &str) -> TagKeys {
+        let root = self.inner.layout.root();
+        // `{...}` puts a tag's registrations and its pending set in one cluster slot, so
+        // that one script can move the first into the second.
+        TagKeys {
+            live: format!("{root}tz:{{{tag}}}"),
+            pending: format!("{root}tp:{{{tag}}}"),
+            legacy: self.inner.layout.tag_key(tag),
+        }
+    }
+
+    /// Records, without Redis, that `skey` depends on each of `tags`.
+    pub(crate) fn register_local_tags(&self, tags: &[TagKeys], skey: &str) {
+        if tags.is_empty() {
             return;
         }
-        // Keys whose entries expired or were evicted stay listed until their tag is
-        // invalidated: prune them when a tag, or the number of tags, grows large. A key whose
-        // load is still in flight is live too: its registration must survive until it lands.
-        let live =
-            |key: &String| self.contains_local_at(key) || self.inner.flights.is_in_flight(key);
-        let mut tags = self.local_tags();
-        for tag in tag_keys {
-            let keys = tags.entry(tag.clone()).or_default();
-            keys.insert(skey.to_owned());
-            if keys.len() > 4096 {
-                keys.retain(live);
-            }
-        }
-        let limit = 1024 + 2 * usize::try_from(self.inner.l1.capacity()).unwrap_or(usize::MAX / 4);
-        if tags.len() > limit {
-            tags.retain(|_, keys| {
-                keys.retain(live);
-                !keys.is_empty()
-            });
-        }
-    }
-
-    fn local_tags(&self) -> MutexGuard<'_, HashMap<String, HashSet<String>>> {
-        self.inner
-            .local_tags
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let names: Vec<String> = tags.iter().map(|t| t.live.clone()).collect();
+        // A key whose load is still in flight is live too: its registration must survive
+        // until it lands.
+        self.inner.local_tags.register(&names, skey, |key| {
+            self.contains_local_at(key) || self.inner.flights.is_in_flight(key)
+        });
     }
 }

@@ -1,280 +1,852 @@
 //! L2: values in Redis, shared by every instance. Speaks Redis commands and nothing else.
+//!
+//! Every command goes through the supervised [`Link`], bounded by the Redis timeout.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::{Pipeline, Script, Value};
 
-/// A connection to one Redis server (reconnecting) or to a Redis Cluster.
-#[derive(Clone)]
-pub(crate) enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+use crate::bus::BusChannels;
+use crate::link::{Access, Conn, Fault, Link};
+
+/// What a read found under a key.
+#[derive(Debug)]
+pub(crate) enum Read {
+    Absent,
+    /// The first bytes stored (at most the read limit + 1: more than the limit means the
+    /// value is too large to use).
+    Bytes(Vec<u8>),
+    /// A value of another Redis type (a list, a hash...).
+    WrongType,
 }
 
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
+/// What a fill requires the key to still hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FillIf<'a> {
+    Absent,
+    /// These bytes (as [`Read::Bytes`] returned them).
+    Same(&'a [u8]),
+    /// A value of another Redis type, to be replaced.
+    WrongType,
 }
 
-/// Stores `ARGV[2]` with TTL `ARGV[3]` ms only if the key still holds exactly `ARGV[1]`:
-/// the compare-and-set fill that keeps a load from undoing a removal that happened while it
-/// ran (the removal replaced what the load saw with a unique tombstone).
-const FILL_IF_UNCHANGED: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-    return 1
+/// Registers `KEYS[1]` under each tag, then reads it: one round trip, so that a tag
+/// invalidation that comes later finds the key even while it is still loading.
+///
+/// KEYS[1]: the value key; then, per tag, its sorted set and the set older versions use.
+/// ARGV[1]: the registration's deadline (ms since the epoch): when the entry can no longer
+/// be alive; ARGV[2]: now (ms); ARGV[3]: how long the sets are kept (ms); ARGV[4]: the last
+/// byte to read.
+const REGISTER_AND_READ: &str = r"
+for i = 2, #KEYS, 2 do
+    redis.call('ZADD', KEYS[i], 'GT', ARGV[1], KEYS[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[2])
+    redis.call('PEXPIRE', KEYS[i], ARGV[3], 'NX')
+    redis.call('PEXPIRE', KEYS[i], ARGV[3], 'GT')
+    if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+        redis.call('SADD', KEYS[i + 1], KEYS[1])
+        redis.call('PEXPIRE', KEYS[i + 1], ARGV[3], 'GT')
+    end
 end
-return 0
+return redis.pcall('GETRANGE', KEYS[1], 0, ARGV[4])
 ";
 
-/// Takes every member of a tag's set and deletes the set, atomically: a load that registers
-/// after this starts a new set, so the next invalidation of the tag finds it.
-const TAKE_MEMBERS: &str = r"
+/// One tag's registration alone (a cluster, where the tag and the key live in different
+/// slots). KEYS[1]: the sorted set; ARGV[1]: the member; ARGV[2..4] as above.
+const REGISTER: &str = r"
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4], 'NX')
+redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
+return 1
+";
+
+/// Adds ARGV[1] to the older versions' set KEYS[1] when there is one (an older instance
+/// of the service uses it).
+const REGISTER_LEGACY: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('SADD', KEYS[1], ARGV[1])
+    redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+end
+return 1
+";
+
+/// Stores a loaded value only if the key still holds what the load saw, so a load never
+/// undoes a removal that happened while it ran (the removal replaced what it saw with a
+/// unique tombstone). What was seen travels as a SHA-1, never whole.
+///
+/// KEYS[1]: the key. ARGV[1]: `same` (the key holds a string whose first ARGV[5] + 1 bytes
+/// hash to ARGV[2]) or `type` (the key holds another Redis type); ARGV[3]: the value;
+/// ARGV[4]: its TTL in ms.
+const FILL: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if ARGV[1] == 'type' then
+    if kind == 'none' or kind == 'string' then return 0 end
+    redis.call('DEL', KEYS[1])
+elseif kind ~= 'string' or redis.sha1hex(redis.call('GETRANGE', KEYS[1], 0, ARGV[5])) ~= ARGV[2] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// Moves a tag's live registrations into its pending set (what an invalidation of the tag
+/// still has to tombstone), atomically: a load that registers afterwards starts a new set.
+/// The pending set lives as long as its last member can (plus a minute for clock skew).
+/// KEYS[1]: the tag's sorted set; KEYS[2]: its pending set. ARGV[1]: now (ms).
+const TAKE: &str = r"
+redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MAX')
+redis.call('DEL', KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[2] then
+    redis.call('PEXPIREAT', KEYS[2], math.floor(tonumber(last[2])) + 60000)
+end
+return redis.call('ZCARD', KEYS[2])
+";
+
+/// Moves the members of an older version's set (KEYS[1]) into a pending set (KEYS[2]),
+/// with deadline ARGV[1]: one server only (the two keys may be in different slots).
+const TAKE_LEGACY: &str = r"
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+for _, member in ipairs(members) do
+    redis.call('ZADD', KEYS[2], 'GT', ARGV[1], member)
+end
+return #members
+";
+
+/// Takes an older version's set whole (SMEMBERS and DEL), for a cluster.
+const TAKE_SET: &str = r"
 local members = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
 return members
 ";
 
+/// Removes each member ARGV[2i-1] from the pending set KEYS[1] if its score is still
+/// ARGV[2i]: an invalidation that came meanwhile and re-added it keeps it there.
+const FORGET: &str = r"
+local removed = 0
+for i = 1, #ARGV, 2 do
+    if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+        removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+    end
+end
+return removed
+";
+
+/// A group version's next value: one more than it was, or ARGV[1] (the time in ms) if that
+/// is larger, so that a counter lost with Redis's data never repeats a value.
+const BUMP: &str = r"
+local version = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if version < floor then
+    redis.call('SET', KEYS[1], ARGV[1])
+    version = floor
+end
+return version
+";
+
+/// Extends the lease KEYS[1] to ARGV[2] ms if ARGV[1] holds it.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Registers keys under their tags, then reads them (a batch's lookups, in one script).
+///
+/// KEYS[1..ARGV[2]]: the keys to read; the rest: pairs of a tag's sorted set and its older
+/// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..5]: the
+/// registrations' deadline, now, and how long the tag sets are kept (as for one key);
+/// ARGV[5 + t]: the indices in KEYS of the keys registered under the t-th tag pair,
+/// space-separated. Answers for each key to read its first bytes, `""` when absent, `0`
+/// when it holds another Redis type.
+const READ_MANY: &str = r"
+local n = tonumber(ARGV[2])
+for t = 1, (#KEYS - n) / 2 do
+    local live, legacy = KEYS[n + 2 * t - 1], KEYS[n + 2 * t]
+    local has_legacy = redis.call('EXISTS', legacy) == 1
+    for index in string.gmatch(ARGV[5 + t], '%d+') do
+        local key = KEYS[tonumber(index)]
+        redis.call('ZADD', live, 'GT', ARGV[3], key)
+        if has_legacy then
+            redis.call('SADD', legacy, key)
+        end
+    end
+    redis.call('ZREMRANGEBYSCORE', live, '-inf', '(' .. ARGV[4])
+    redis.call('PEXPIRE', live, ARGV[5], 'NX')
+    redis.call('PEXPIRE', live, ARGV[5], 'GT')
+    if has_legacy then
+        redis.call('PEXPIRE', legacy, ARGV[5], 'GT')
+    end
+end
+local out = {}
+for i = 1, n do
+    local read = redis.pcall('GETRANGE', KEYS[i], 0, ARGV[1])
+    if type(read) == 'table' and read.err then
+        out[i] = 0
+    else
+        out[i] = read
+    end
+end
+return out
+";
+
+/// Deletes the lease KEYS[1] if ARGV[1] holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// The Redis keys of one tag.
+#[derive(Clone, Debug)]
+pub(crate) struct TagKeys {
+    /// The sorted set of registrations: storage key -> deadline.
+    pub(crate) live: String,
+    /// What an invalidation of the tag still has to tombstone.
+    pub(crate) pending: String,
+    /// The set older versions of cachemacro register in.
+    pub(crate) legacy: String,
+}
+
+/// A tag registration: the entry's key can be alive until `deadline_ms`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Registration {
+    pub(crate) deadline_ms: u64,
+    pub(crate) now_ms: u64,
+    /// How long the tag's sets are kept.
+    pub(crate) keep: Duration,
+}
+
+impl Registration {
+    /// A registration made now, alive for `keep`.
+    pub(crate) fn now(keep: Duration) -> Self {
+        let now_ms = crate::envelope::now_ms();
+        Self {
+            deadline_ms: now_ms.saturating_add(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX)),
+            now_ms,
+            keep,
+        }
+    }
+}
+
 /// The shared tier.
 #[derive(Clone)]
 pub(crate) struct L2 {
-    conn: Conn,
-    fill_if_unchanged: Script,
-    take_members: Script,
+    link: Link,
+    cluster: bool,
+    /// How a bus message is published (`PUBLISH`, `SPUBLISH` or both).
+    bus_channels: BusChannels,
+    register_and_read: Script,
+    register: Script,
+    register_legacy: Script,
+    fill: Script,
+    take: Script,
+    take_legacy: Script,
+    take_set: Script,
+    forget: Script,
+    bump: Script,
+    renew: Script,
+    release: Script,
+    read_many: Script,
 }
 
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A read's answer: the bytes, "" when absent, or a WRONGTYPE error.
+fn classify(read: Result<Vec<u8>, Fault>) -> Result<Read, Fault> {
+    match read {
+        Ok(bytes) if bytes.is_empty() => Ok(Read::Absent),
+        Ok(bytes) => Ok(Read::Bytes(bytes)),
+        Err(fault) if fault.code() == Some("WRONGTYPE") => Ok(Read::WrongType),
+        Err(fault) => Err(fault),
+    }
+}
+
+/// The cluster hash slot of `key` (CRC16/XMODEM of the key, or of its `{hash tag}`).
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tagged) % 16384
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
 impl L2 {
-    pub(crate) fn new(conn: Conn) -> Self {
+    pub(crate) fn new(link: Link, cluster: bool, bus_channels: BusChannels) -> Self {
         Self {
-            conn,
-            fill_if_unchanged: Script::new(FILL_IF_UNCHANGED),
-            take_members: Script::new(TAKE_MEMBERS),
+            link,
+            cluster,
+            bus_channels,
+            register_and_read: Script::new(REGISTER_AND_READ),
+            register: Script::new(REGISTER),
+            register_legacy: Script::new(REGISTER_LEGACY),
+            fill: Script::new(FILL),
+            take: Script::new(TAKE),
+            take_legacy: Script::new(TAKE_LEGACY),
+            take_set: Script::new(TAKE_SET),
+            forget: Script::new(FORGET),
+            bump: Script::new(BUMP),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+            read_many: Script::new(READ_MANY),
         }
     }
 
-    /// The bytes under `key`.
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut self.conn.clone())
-            .await
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
     }
 
-    /// Adds `key` to the set of each of `tag_keys` (kept at least `ttl`), then reads `key`:
-    /// one round trip. Registering before reading is what lets a tag invalidation that comes
-    /// later find this key, even while it is still loading.
-    pub(crate) async fn get_tagged(
-        &self,
-        key: &str,
-        tag_keys: &[String],
-        ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, RedisError> {
-        if tag_keys.is_empty() {
-            return self.get(key).await;
-        }
-        let register = |pipe: &mut Pipeline, tag: &String| {
-            pipe.cmd("SADD").arg(tag).arg(key).ignore();
-            // NX sets a first expiry, GT only ever lengthens it.
-            for condition in ["NX", "GT"] {
-                pipe.cmd("PEXPIRE")
-                    .arg(tag)
-                    .arg(millis(ttl))
-                    .arg(condition)
-                    .ignore();
-            }
-        };
-        let mut conn = self.conn.clone();
-        if let Conn::Cluster(_) = conn {
-            // The tag sets and the key live in different slots: one round trip each.
-            for tag in tag_keys {
-                let mut pipe = redis::pipe();
-                register(&mut pipe, tag);
-                pipe.query_async::<()>(&mut conn).await?;
-            }
-            return self.get(key).await;
-        }
-        let mut pipe = redis::pipe();
-        for tag in tag_keys {
-            register(&mut pipe, tag);
-        }
-        pipe.cmd("GET").arg(key);
-        let (bytes,): (Option<Vec<u8>>,) = pipe.query_async(&mut conn).await?;
-        Ok(bytes)
+    /// What `key` holds: at most `limit + 1` bytes are transferred, so a value larger than
+    /// the limit (say, a foreign 400 MB string) costs no more than the limit to look at.
+    pub(crate) async fn read(&self, key: &str, limit: usize) -> Result<Read, Fault> {
+        let mut cmd = redis::cmd("GETRANGE");
+        cmd.arg(key).arg(0).arg(limit);
+        classify(self.link.query(Access::Read, &cmd).await)
     }
 
-    /// Every key registered under the tag set `tag_key`, removing the set.
-    pub(crate) async fn take_members(&self, tag_key: &str) -> Result<Vec<String>, RedisError> {
-        self.take_members
-            .key(tag_key)
-            .invoke_async(&mut self.conn.clone())
-            .await
-    }
-
-    /// Writes `tombstone` over each of `keys` and publishes `messages[i]` for `keys[i]` on
-    /// `channel`, in one round trip.
-    pub(crate) async fn tombstone_all(
+    /// Reads every key of `keys` as [`read`](Self::read) does, after registering each
+    /// under its tags (`tags[i]` for `keys[i]`; empty when untagged), as
+    /// [`read_tagged`](Self::read_tagged) does: one script, one round trip on a single
+    /// server. On a cluster, where tags and keys live in different slots, the registrations
+    /// go first, then one read per slot, each step concurrently.
+    pub(crate) async fn read_many(
         &self,
         keys: &[String],
-        tombstone: &[u8],
-        ttl: Duration,
-        channel: Option<&str>,
-        messages: &[String],
-    ) -> Result<(), RedisError> {
-        if let Conn::Cluster(_) = self.conn {
-            // Every key in its own slot: one round trip each, the message after the write.
-            for (i, key) in keys.iter().enumerate() {
-                match (channel, messages.get(i)) {
-                    (Some(channel), Some(message)) => {
-                        self.set_and_publish(key, tombstone, ttl, channel, message)
-                            .await?
-                    }
-                    _ => self.set(key, tombstone, ttl).await?,
+        tags: &[Vec<TagKeys>],
+        registration: Registration,
+        limit: usize,
+    ) -> Result<Vec<Read>, Fault> {
+        use futures_util::future::try_join_all;
+        // Input: the keys and their tags. Output: the distinct tags, each with the indices
+        // of the keys registered under it.
+        let mut by_tag: Vec<(&TagKeys, Vec<usize>)> = Vec::new();
+        for (i, key_tags) in tags.iter().enumerate() {
+            for tag in key_tags {
+                match by_tag.iter_mut().find(|(t, _)| t.live == tag.live) {
+                    Some((_, indices)) => indices.push(i),
+                    None => by_tag.push((tag, vec![i])),
                 }
             }
-            return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for (i, key) in keys.iter().enumerate() {
-            pipe.cmd("SET")
-                .arg(key)
-                .arg(tombstone)
-                .arg("PX")
-                .arg(millis(ttl))
-                .ignore();
-            if let (Some(channel), Some(message)) = (channel, messages.get(i)) {
-                pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+        let keep = millis(registration.keep);
+        if self.cluster && !by_tag.is_empty() {
+            let pairs = by_tag
+                .iter()
+                .flat_map(|(tag, indices)| indices.iter().map(move |&i| (*tag, &keys[i])));
+            try_join_all(pairs.map(|(tag, key)| self.register_alone(tag, key, registration)))
+                .await?;
+            by_tag.clear();
+        }
+        let mut reads: Vec<Option<Read>> = (0..keys.len()).map(|_| None).collect();
+        let groups = self.slot_groups(keys);
+        // The groups are read concurrently: one round trip of latency on a cluster too.
+        let by_tag = &by_tag;
+        let answers = try_join_all(groups.iter().map(|group| async move {
+            let mut invocation = self.read_many.prepare_invoke();
+            for &i in group {
+                invocation.key(&keys[i]);
+            }
+            invocation.arg(limit).arg(group.len());
+            if !by_tag.is_empty() {
+                // A single server: the whole batch is one group, indices are 1-based.
+                invocation
+                    .arg(registration.deadline_ms)
+                    .arg(registration.now_ms)
+                    .arg(keep);
+                let mut indices = String::new();
+                for (tag, _) in by_tag {
+                    invocation.key(&tag.live).key(&tag.legacy);
+                }
+                for (_, members) in by_tag {
+                    indices.clear();
+                    for i in members {
+                        indices.push_str(&(i + 1).to_string());
+                        indices.push(' ');
+                    }
+                    invocation.arg(indices.as_str());
+                }
+            }
+            self.invoke::<Vec<Value>>(Access::Read, &invocation).await
+        }))
+        .await?;
+        for (group, values) in groups.iter().zip(answers) {
+            for (&i, value) in group.iter().zip(values) {
+                reads[i] = Some(match value {
+                    Value::Int(_) => Read::WrongType,
+                    other => match redis::from_redis_value::<Vec<u8>>(other) {
+                        Ok(bytes) if bytes.is_empty() => Read::Absent,
+                        Ok(bytes) => Read::Bytes(bytes),
+                        Err(_) => Read::Absent,
+                    },
+                });
             }
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        Ok(reads
+            .into_iter()
+            .map(|r| r.unwrap_or(Read::Absent))
+            .collect())
     }
 
-    /// Stores `value` if `key` still holds `seen` (`None`: still absent). Returns whether it
+    /// The indices of `keys`, grouped so that one script can touch each group: all of them
+    /// on a single server, one group per hash slot on a cluster.
+    fn slot_groups(&self, keys: &[String]) -> Vec<Vec<usize>> {
+        if !self.cluster {
+            return vec![(0..keys.len()).collect()];
+        }
+        let mut groups: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+        for (i, key) in keys.iter().enumerate() {
+            groups.entry(slot(key.as_bytes())).or_default().push(i);
+        }
+        groups.into_values().collect()
+    }
+
+    /// Stores each value of `fills` (key, what it must still hold, bytes) as
+    /// [`fill`](Self::fill) does, in one round trip on a single server, and only on the
+    /// connection of `epoch`. Returns whether each was stored.
+    pub(crate) async fn fill_many(
+        &self,
+        fills: &[(String, FillIf<'_>, Vec<u8>)],
+        ttl: Duration,
+        limit: usize,
+        epoch: u64,
+    ) -> Result<Vec<bool>, Fault> {
+        let batch = if self.cluster { 1 } else { fills.len().max(1) };
+        // One pipeline on a single server; on a cluster one command per key, concurrently.
+        let answers =
+            futures_util::future::try_join_all(fills.chunks(batch).map(|chunk| async move {
+                let mut pipe = redis::pipe();
+                for (key, seen, value) in chunk {
+                    match seen {
+                        FillIf::Absent => {
+                            pipe.cmd("SET")
+                                .arg(key)
+                                .arg(value)
+                                .arg("PX")
+                                .arg(millis(ttl))
+                                .arg("NX");
+                        }
+                        FillIf::Same(seen) => {
+                            pipe.cmd("EVAL")
+                                .arg(FILL)
+                                .arg(1)
+                                .arg(key)
+                                .arg("same")
+                                .arg(sha1_hex(seen))
+                                .arg(value)
+                                .arg(millis(ttl))
+                                .arg(limit);
+                        }
+                        FillIf::WrongType => {
+                            pipe.cmd("EVAL")
+                                .arg(FILL)
+                                .arg(1)
+                                .arg(key)
+                                .arg("type")
+                                .arg("")
+                                .arg(value)
+                                .arg(millis(ttl))
+                                .arg(limit);
+                        }
+                    }
+                }
+                let pipe = &pipe;
+                self.link
+                    .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                        pipe.query_async::<Vec<Value>>(&mut conn).await
+                    })
+                    .await
+            }))
+            .await?;
+        Ok(answers
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                matches!(v, Value::Okay | Value::Int(1))
+                    || matches!(&v, Value::SimpleString(s) if s == "OK")
+            })
+            .collect())
+    }
+
+    /// Registers `key` under each of `tags`, then reads it (see [`read`](Self::read)).
+    /// Registering before reading is what lets a tag invalidation that comes later find
+    /// this key, even while it is still loading.
+    pub(crate) async fn read_tagged(
+        &self,
+        key: &str,
+        tags: &[TagKeys],
+        registration: Registration,
+        limit: usize,
+    ) -> Result<Read, Fault> {
+        if tags.is_empty() {
+            return self.read(key, limit).await;
+        }
+        let keep = millis(registration.keep);
+        if self.cluster {
+            // The tag sets and the key live in different slots: one round trip each, the
+            // registrations first.
+            for tag in tags {
+                self.register_alone(tag, key, registration).await?;
+            }
+            return self.read(key, limit).await;
+        }
+        let mut invocation = self.register_and_read.key(key);
+        for tag in tags {
+            invocation.key(&tag.live).key(&tag.legacy);
+        }
+        invocation
+            .arg(registration.deadline_ms)
+            .arg(registration.now_ms)
+            .arg(keep)
+            .arg(limit);
+        classify(self.invoke(Access::Read, &invocation).await)
+    }
+
+    /// Registers `key` under `tag` on its own (a cluster, where the tag's sets and the key
+    /// live in different slots): the sorted set, then the older versions' set.
+    async fn register_alone(
+        &self,
+        tag: &TagKeys,
+        key: &str,
+        registration: Registration,
+    ) -> Result<i64, Fault> {
+        let keep = millis(registration.keep);
+        let mut register = self.register.key(&tag.live);
+        register
+            .arg(key)
+            .arg(registration.deadline_ms)
+            .arg(registration.now_ms)
+            .arg(keep);
+        self.invoke::<i64>(Access::Read, &register).await?;
+        let mut legacy = self.register_legacy.key(&tag.legacy);
+        legacy.arg(key).arg(keep);
+        self.invoke::<i64>(Access::Read, &legacy).await
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        access: Access,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Fault> {
+        self.link
+            .run(access, |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await
+    }
+
+    /// Stores `value` if `key` still holds what `seen` says, and only on the connection of
+    /// `epoch` (the one the load read on: a new connection may be to a Redis that restarted
+    /// empty, which lost the tombstone of a removal made meanwhile). Returns whether it
     /// stored.
     pub(crate) async fn fill(
         &self,
         key: &str,
-        seen: Option<&[u8]>,
+        seen: FillIf<'_>,
         value: &[u8],
         ttl: Duration,
-    ) -> Result<bool, RedisError> {
-        let mut conn = self.conn.clone();
-        match seen {
-            None => {
-                let stored: Option<String> = redis::cmd("SET")
+        limit: usize,
+        epoch: u64,
+    ) -> Result<bool, Fault> {
+        let (mode, digest) = match seen {
+            FillIf::Absent => {
+                let mut set = redis::cmd("SET");
+                set.arg(key).arg(value).arg("PX").arg(millis(ttl)).arg("NX");
+                let stored: Option<String> = self
+                    .link
+                    .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                        set.query_async(&mut conn).await
+                    })
+                    .await?;
+                if stored.is_some() {
+                    return Ok(true);
+                }
+                // Something is there: a write that came meanwhile, or a foreign empty
+                // string (which reads exactly like an absent key).
+                ("same", sha1_hex(b""))
+            }
+            FillIf::Same(seen) => ("same", sha1_hex(seen)),
+            FillIf::WrongType => ("type", String::new()),
+        };
+        let mut invocation = self.fill.key(key);
+        invocation
+            .arg(mode)
+            .arg(digest)
+            .arg(value)
+            .arg(millis(ttl))
+            .arg(limit);
+        let invocation = &invocation;
+        let stored: i64 = self
+            .link
+            .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// Stores `value` under `key` unconditionally and, with a bus, publishes `message` on
+    /// `channel`: one round trip on a single server, where Redis runs the two in order, so
+    /// a peer that receives the message already finds the new value (or tombstone).
+    ///
+    /// When Redis refuses the write for lack of memory (`OOM`), the old value is deleted
+    /// instead (a deletion is always allowed) and the message still published, so no
+    /// instance keeps serving it; the error is returned all the same.
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        message: Option<(&str, &str)>,
+    ) -> Result<(), Fault> {
+        self.write_all(
+            &[key.to_owned()],
+            value,
+            ttl,
+            message.map(|(c, m)| (c, vec![m])),
+        )
+        .await
+    }
+
+    /// [`write`](Self::write) for several keys: `value` under each of `keys`, and
+    /// `messages[i]` published for `keys[i]`.
+    pub(crate) async fn write_all(
+        &self,
+        keys: &[String],
+        value: &[u8],
+        ttl: Duration,
+        messages: Option<(&str, Vec<&str>)>,
+    ) -> Result<(), Fault> {
+        // Input: keys [k0, k1...], messages [m0, m1...].
+        // Output: one pipeline `SET k0; PUBLISH m0; SET k1; PUBLISH m1...` on a single server;
+        // on a cluster, which routes each key and the channel by their own slots, `SET k0`
+        // then `PUBLISH m0` (in that order, so a peer that hears the message finds the new
+        // value), and so on, a round trip each.
+        let steps: Vec<Pipeline> = if self.cluster {
+            keys.iter()
+                .enumerate()
+                .flat_map(|(i, key)| {
+                    let mut set = redis::pipe();
+                    set.cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(millis(ttl))
+                        .ignore();
+                    // Each publish command routes by its own channel's slot.
+                    let publishes = self.publish_commands(&messages, i).into_iter().map(|cmd| {
+                        let mut publish = redis::pipe();
+                        publish.add_command(cmd).ignore();
+                        publish
+                    });
+                    std::iter::once(set).chain(publishes)
+                })
+                .collect()
+        } else {
+            let mut pipe = redis::pipe();
+            for (i, key) in keys.iter().enumerate() {
+                pipe.cmd("SET")
                     .arg(key)
                     .arg(value)
                     .arg("PX")
                     .arg(millis(ttl))
-                    .arg("NX")
-                    .query_async(&mut conn)
-                    .await?;
-                Ok(stored.is_some())
+                    .ignore();
+                for publish in self.publish_commands(&messages, i) {
+                    pipe.add_command(publish).ignore();
+                }
             }
-            Some(seen) => {
-                let stored: i64 = self
-                    .fill_if_unchanged
-                    .key(key)
-                    .arg(seen)
-                    .arg(value)
-                    .arg(millis(ttl))
-                    .invoke_async(&mut conn)
-                    .await?;
-                Ok(stored == 1)
+            vec![pipe]
+        };
+        for step in &steps {
+            match self.link.pipe::<()>(Access::Write, step).await {
+                Ok(()) => {}
+                Err(fault) if fault.code() == Some("OOM") => {
+                    // Redis refuses new data but always accepts a deletion: delete the old
+                    // values, tell the peers, and report the error so the caller retries.
+                    let batch = if self.cluster { 1 } else { keys.len().max(1) };
+                    for (n, chunk) in keys.chunks(batch).enumerate() {
+                        let mut delete = redis::pipe();
+                        delete.cmd("UNLINK").arg(chunk).ignore();
+                        let _ = self.link.pipe::<()>(Access::Write, &delete).await;
+                        for i in n * batch..n * batch + chunk.len() {
+                            for cmd in self.publish_commands(&messages, i) {
+                                let _ = self.link.query::<Value>(Access::Write, &cmd).await;
+                            }
+                        }
+                    }
+                    return Err(fault);
+                }
+                Err(fault) => return Err(fault),
             }
+        }
+        Ok(())
+    }
+
+    /// The commands that publish `messages[i]` (none when there is no message).
+    fn publish_commands(&self, messages: &Option<(&str, Vec<&str>)>, i: usize) -> Vec<redis::Cmd> {
+        match messages {
+            Some((channel, messages)) => messages.get(i).map_or_else(Vec::new, |message| {
+                crate::bus::publish_commands(self.bus_channels, channel, message)
+            }),
+            None => Vec::new(),
         }
     }
 
-    /// Stores `value` under `key` unconditionally.
-    pub(crate) async fn set(
+    /// Takes the lease `key` for `owner` for `ttl` if nobody holds it; returns whether it
+    /// did.
+    pub(crate) async fn try_lease(
         &self,
         key: &str,
-        value: &[u8],
+        owner: u64,
         ttl: Duration,
-    ) -> Result<(), RedisError> {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async::<()>(&mut self.conn.clone())
-            .await
+    ) -> Result<bool, Fault> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(owner).arg("PX").arg(millis(ttl)).arg("NX");
+        let taken: Option<String> = self.link.query(Access::Write, &cmd).await?;
+        Ok(taken.is_some())
     }
 
-    /// Stores `value` under `key` and publishes `message` on `channel`, in one round trip.
-    /// Redis runs the two in order, so a peer that receives the message already finds the
-    /// new value (or tombstone) in place.
-    pub(crate) async fn set_and_publish(
+    /// Extends the lease `key` by `ttl` if `owner` still holds it; returns whether it did.
+    pub(crate) async fn renew_lease(
         &self,
         key: &str,
-        value: &[u8],
+        owner: u64,
         ttl: Duration,
-        channel: &str,
-        message: &str,
-    ) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        if let Conn::Cluster(_) = conn {
-            // A cluster routes the key and the channel by their own slots: two round trips,
-            // in this order, so a peer that hears the message finds the new value.
-            self.set(key, value, ttl).await?;
-            return redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(message)
-                .query_async::<()>(&mut conn)
-                .await;
+    ) -> Result<bool, Fault> {
+        let mut renew = self.renew.key(key);
+        renew.arg(owner).arg(millis(ttl));
+        let renewed: i64 = self.invoke(Access::Write, &renew).await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives up the lease `key` if `owner` holds it, then publishes `message` (which wakes
+    /// the instances waiting for the key).
+    pub(crate) async fn release_lease(
+        &self,
+        key: &str,
+        owner: u64,
+        message: Option<(&str, &str)>,
+    ) -> Result<(), Fault> {
+        let mut release = self.release.key(key);
+        release.arg(owner);
+        let released = self.invoke::<i64>(Access::Write, &release).await;
+        if let Some((channel, message)) = message {
+            self.publish(channel, message).await?;
         }
-        redis::pipe()
-            .cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(millis(ttl))
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
+        released.map(drop)
     }
 
-    /// Deletes every key matching `pattern` (a `SCAN MATCH` glob), in batches, without
-    /// blocking the server. Returns how many were deleted.
-    pub(crate) async fn scan_unlink(&self, pattern: &str) -> Result<u64, RedisError> {
-        let mut conn = self.conn.clone();
-        let nodes = match &mut conn {
-            Conn::Single(_) => vec![None],
+    /// Publishes `message` on the bus whose classic channel is `channel` (on the channels
+    /// the bus is configured for).
+    pub(crate) async fn publish(&self, channel: &str, message: &str) -> Result<(), Fault> {
+        for cmd in crate::bus::publish_commands(self.bus_channels, channel, message) {
+            self.link.query::<i64>(Access::Write, &cmd).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves every live registration of a tag (and those of older versions) into the
+    /// tag's pending set; returns how many members it holds. `legacy_deadline_ms` is the
+    /// deadline given to members taken from the older versions' set, which has none.
+    pub(crate) async fn take_tag(
+        &self,
+        tag: &TagKeys,
+        now_ms: u64,
+        legacy_deadline_ms: u64,
+    ) -> Result<u64, Fault> {
+        if self.cluster {
+            let take = self.take_set.key(&tag.legacy);
+            let members: Vec<String> = self.invoke(Access::Write, &take).await?;
+            if !members.is_empty() {
+                let mut add = redis::cmd("ZADD");
+                add.arg(&tag.pending).arg("GT");
+                for member in &members {
+                    add.arg(legacy_deadline_ms).arg(member);
+                }
+                self.link.query::<i64>(Access::Write, &add).await?;
+            }
+        } else {
+            let mut take = self.take_legacy.key(&tag.legacy);
+            take.key(&tag.pending).arg(legacy_deadline_ms);
+            self.invoke::<i64>(Access::Write, &take).await?;
+        }
+        let mut take = self.take.key(&tag.live);
+        take.key(&tag.pending).arg(now_ms);
+        self.invoke(Access::Write, &take).await
+    }
+
+    /// The keys registered under a tag that may still be alive, without moving them (for
+    /// when Redis takes no writes).
+    pub(crate) async fn live_members(
+        &self,
+        tag: &TagKeys,
+        now_ms: u64,
+    ) -> Result<Vec<String>, Fault> {
+        let mut live = redis::cmd("ZRANGEBYSCORE");
+        live.arg(&tag.live).arg(now_ms).arg("+inf");
+        let mut members: Vec<String> = self.link.query(Access::Write, &live).await?;
+        let mut legacy = redis::cmd("SMEMBERS");
+        legacy.arg(&tag.legacy);
+        members.extend(
+            self.link
+                .query::<Vec<String>>(Access::Write, &legacy)
+                .await?,
+        );
+        Ok(members)
+    }
+
+    /// Up to `count` members of a tag's pending set, with their scores.
+    pub(crate) async fn pending(
+        &self,
+        tag: &TagKeys,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, Fault> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&tag.pending)
+            .arg(0)
+            .arg(count.saturating_sub(1))
+            .arg("WITHSCORES");
+        self.link.query(Access::Write, &cmd).await
+    }
+
+    /// Removes `members` from a tag's pending set, each only if its score did not change.
+    pub(crate) async fn forget(
+        &self,
+        tag: &TagKeys,
+        members: &[(String, String)],
+    ) -> Result<(), Fault> {
+        let mut forget = self.forget.key(&tag.pending);
+        for (member, score) in members {
+            forget.arg(member).arg(score);
+        }
+        self.invoke::<i64>(Access::Write, &forget).await.map(drop)
+    }
+
+    /// Deletes every key matching `pattern` (a `SCAN MATCH` glob) except those starting
+    /// with one of `keep`, in batches, without blocking the server. Returns how many were
+    /// deleted.
+    pub(crate) async fn scan_unlink(&self, pattern: &str, keep: &[String]) -> Result<u64, Fault> {
+        let nodes = if self.cluster {
             // Every primary holds its own part of the keys: scan each.
-            Conn::Cluster(cluster) => primaries(cluster).await?.into_iter().map(Some).collect(),
+            self.primaries().await?.into_iter().map(Some).collect()
+        } else {
+            vec![None]
         };
         let mut deleted = 0;
         for node in nodes {
@@ -286,22 +858,36 @@ impl L2 {
                     .arg(pattern)
                     .arg("COUNT")
                     .arg(1000);
-                let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut conn, &node) {
-                    (Conn::Cluster(cluster), Some((host, port))) => {
+                let (next, keys): (u64, Vec<Vec<u8>>) = match &node {
+                    Some((host, port)) => {
                         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                             host: host.clone(),
                             port: *port,
                         });
-                        redis::from_redis_value(cluster.route_command(scan, routing).await?)?
+                        let value = self
+                            .link
+                            .run(Access::Write, |conn| async move {
+                                match conn {
+                                    Conn::Cluster(mut cluster) => {
+                                        cluster.route_command(scan, routing).await
+                                    }
+                                    Conn::Single(mut single) => scan.query_async(&mut single).await,
+                                }
+                            })
+                            .await?;
+                        redis::from_redis_value(value)
+                            .map_err(|e| Fault::Reply(redis::RedisError::from(e)))?
                     }
-                    _ => scan.query_async(&mut conn).await?,
+                    None => self.link.query(Access::Write, &scan).await?,
                 };
+                let keys: Vec<Vec<u8>> = keys
+                    .into_iter()
+                    .filter(|key| !keep.iter().any(|k| key.starts_with(k.as_bytes())))
+                    .collect();
                 if !keys.is_empty() {
-                    let n: u64 = redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await?;
-                    deleted += n;
+                    let mut unlink = redis::cmd("UNLINK");
+                    unlink.arg(&keys);
+                    deleted += self.link.query::<u64>(Access::Write, &unlink).await?;
                 }
                 if next == 0 {
                     break;
@@ -313,41 +899,39 @@ impl L2 {
     }
 
     /// The counter under `key` (0 when absent).
-    pub(crate) async fn counter(&self, key: &str) -> Result<u64, RedisError> {
-        let value: Option<u64> = redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut self.conn.clone())
-            .await?;
+    pub(crate) async fn counter(&self, key: &str) -> Result<u64, Fault> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        let value: Option<u64> = self.link.query(Access::Read, &cmd).await?;
         Ok(value.unwrap_or(0))
     }
 
-    /// Increments the counter under `key`; returns the new value.
-    pub(crate) async fn increment(&self, key: &str) -> Result<u64, RedisError> {
-        redis::cmd("INCR")
-            .arg(key)
-            .query_async(&mut self.conn.clone())
-            .await
+    /// Moves the version counter under `key` to one more than it holds, or to `floor` if
+    /// that is larger; returns the new value.
+    pub(crate) async fn bump(&self, key: &str, floor: u64) -> Result<u64, Fault> {
+        let mut bump = self.bump.key(key);
+        bump.arg(floor);
+        self.invoke(Access::Write, &bump).await
     }
-}
 
-/// The primaries of a cluster, as `(host, port)`, from `CLUSTER NODES`.
-async fn primaries(cluster: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(cluster)
-        .await?;
-    Ok(nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-                return None;
-            }
-            // `host:port@cport[,hostname]`
-            let address = fields.get(1)?.split('@').next()?;
-            let (host, port) = address.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect())
+    /// The primaries of a cluster, as `(host, port)`, from `CLUSTER NODES`.
+    async fn primaries(&self) -> Result<Vec<(String, u16)>, Fault> {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        let nodes: String = self.link.query(Access::Write, &cmd).await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let flags = fields.get(2)?;
+                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                    return None;
+                }
+                // `host:port@cport[,hostname]`
+                let address = fields.get(1)?.split('@').next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some((host.to_owned(), port.parse().ok()?))
+            })
+            .collect())
+    }
 }

@@ -3,15 +3,25 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// A type whose values can be cached: held in L1 as they are, encoded for L2.
+/// A type whose values can be cached: held in memory as they are, encoded for Redis.
 ///
-/// Implemented for every `Clone + Serialize + DeserializeOwned + Send + Sync + 'static` type.
+/// Implemented for every `Clone + Serialize + DeserializeOwned + Send + Sync + 'static` type:
+/// derive `Clone`, `serde::Serialize` and `serde::Deserialize` for your own.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: a cached value must be `Clone`, `serde::Serialize` and `serde::Deserialize` (and `Send + Sync + 'static`)",
+    label = "this value would be cached",
+    note = "add `#[derive(Clone, serde::Serialize, serde::Deserialize)]` to `{Self}`"
+)]
 pub trait CacheValue: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
 
+// `do_not_recommend`: a type missing `Clone` gets the message above, not "`Clone` is not
+// implemented" followed by this impl's bounds.
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> CacheValue for T {}
 
 /// How a function returning `R` is cached: which part of `R` is stored, and how a stored
-/// value becomes an `R` again. Chosen by `#[cached]` from the function's return type.
+/// value becomes an `R` again. Chosen by `#[cached]` from the function's return type, as
+/// the compiler sees it (through type aliases), or from its `result` / `option` argument.
 pub trait Mode<R> {
     /// The cached value.
     type Value: CacheValue;
@@ -23,8 +33,16 @@ pub trait Mode<R> {
     fn wrap(value: Self::Value) -> R;
 }
 
-/// Caches every return value: a function returning `T`, or `Option<T>` with
-/// `cache_none = true`.
+/// Caches every return value: a function returning any type other than `Result` and
+/// `Option`; an `Option<T>` with `cache_none = true`; a `Result<T, E>` with
+/// `result = false` (errors cached too).
+///
+/// How to spot it: when a function's `Err` or `None` is served from the cache, its return
+/// type is cached in this mode. A type alias is seen through (`type ApiResult<T> =
+/// Result<T, ApiError>` caches `Ok` only), but a struct or enum of your own that wraps a
+/// result (`struct Reply { result: Result<..> }`, `enum Outcome { Found(..), Failed(..) }`)
+/// is a plain value, cached whatever it holds: return the `Result` itself, or cache the
+/// function that produces the success value.
 pub struct Always;
 
 impl<T: CacheValue> Mode<T> for Always {

@@ -15,8 +15,8 @@ use crate::Error;
 /// `#[cached(scope = "users", ...)]` stores its entries in the scope of that name.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
-/// use cachemacro_runtime::Cache;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+/// use cachemacro::Cache;
 ///
 /// let cache = Cache::in_memory();
 /// let users = cache.scope("users");
@@ -85,9 +85,12 @@ impl Scope {
         Fut: Future<Output = T>,
     {
         self.cache
-            .read_through::<Always, T, _>(self.storage_key(key), ttl.into(), async move {
-                loader().await
-            })
+            .read_through::<Always, T, _>(
+                self.storage_key(key),
+                ttl.into(),
+                Some(crate::read::Share::cloning()),
+                async move { loader().await },
+            )
             .await
     }
 
@@ -108,6 +111,7 @@ impl Scope {
             .read_through::<OkOnly, Result<T, E>, _>(
                 self.storage_key(key),
                 ttl.into(),
+                None,
                 async move { loader().await },
             )
             .await

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let cache = cachemacro_runtime::Cache::in_memory();
+/// let cache = cachemacro::Cache::in_memory();
 /// cache.get_or_set("k", None, || async { 1u8 }).await; // a load
 /// cache.get_or_set("k", None, || async { 1u8 }).await; // a hit
 /// let stats = cache.stats();
 /// assert_eq!((stats.l1_hits, stats.loads), (1, 1));
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Reads answered from this process's memory.
@@ -34,19 +34,44 @@ pub struct Stats {
     pub invalidations_received: u64,
     /// Times the bus connection was lost (each one clears this process's memory).
     pub bus_disconnects: u64,
+    /// Reads that found another type under their key: two functions sharing a key
+    /// template, or one key read as two types (each evicts the other; logged once per pair
+    /// of types).
+    pub type_conflicts: u64,
+    /// Stale values served because a reload failed or was slow (`stale_for`).
+    pub stale_served: u64,
+    /// Reloads started ahead of expiry (`refresh_ahead`).
+    pub refreshes: u64,
+    /// Loads that waited for another instance to load the key (`fleet_single_flight`).
+    pub fleet_waits: u64,
+    /// Entries evicted from this process's L1 to make room.
+    pub l1_evictions: u64,
+    /// Entries in this process's L1 now (entries expired but not yet swept included).
+    pub l1_entries: u64,
+    /// Their weight: bytes as weighed under a byte bound (`CacheBuilder::l1_max_bytes`),
+    /// else the entry count.
+    pub l1_weight: u64,
+    /// Per cached function, what its calls did: process-wide (over every `Cache` of the
+    /// process), sorted by name. See [`FunctionStats`](crate::FunctionStats).
+    pub functions: Vec<crate::FunctionStats>,
 }
 
 /// A counter that many threads bump: striped over cache lines so that they do not contend.
 #[derive(Default)]
-struct Striped([Padded; 8]);
+pub(crate) struct Striped([Padded; 8]);
 
 #[derive(Default)]
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
 impl Striped {
+    /// A counter at zero.
+    pub(crate) const fn new() -> Self {
+        Self([const { Padded(AtomicU64::new(0)) }; 8])
+    }
+
     #[inline]
-    fn add(&self) {
+    pub(crate) fn add(&self) {
         thread_local! {
             static STRIPE: usize = {
                 use std::hash::{BuildHasher, Hasher};
@@ -59,7 +84,7 @@ impl Striped {
         self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn sum(&self) -> u64 {
+    pub(crate) fn sum(&self) -> u64 {
         self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
     }
 }
@@ -75,6 +100,10 @@ pub(crate) struct Counters {
     pub(crate) unusable_values: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) bus_disconnects: AtomicU64,
+    pub(crate) type_conflicts: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) fleet_waits: AtomicU64,
 }
 
 /// Bumps a plain counter.
@@ -99,6 +128,11 @@ impl Counters {
             unusable_values: get(&self.unusable_values),
             invalidations_received: get(&self.invalidations_received),
             bus_disconnects: get(&self.bus_disconnects),
+            type_conflicts: get(&self.type_conflicts),
+            stale_served: get(&self.stale_served),
+            refreshes: get(&self.refreshes),
+            fleet_waits: get(&self.fleet_waits),
+            ..Stats::default()
         }
     }
 }

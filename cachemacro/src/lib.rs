@@ -29,55 +29,72 @@
 //!
 //! ## The attribute
 //!
-//! `#[cached(...)]` goes on an `async fn` whose return type is one of:
-//!
-//! | returns | cached | not cached |
-//! |---|---|---|
-//! | `T` | every value | |
-//! | `Result<T, E>` (any path ending in `Result`) | `Ok` | `Err`: never cached |
-//! | `Option<T>` | `Some` | `None`, unless `cache_none = true` |
-//!
-//! `T` must be `Clone + Serialize + DeserializeOwned + Send + Sync + 'static`
-//! ([`CacheValue`]).
+//! `#[cached(...)]` goes on an `async fn`; [`cached`] is the full reference of its
+//! arguments. In short:
 //!
 //! | argument | meaning |
 //! |---|---|
-//! | `key = "user:<user_id>"` | the key template (below); without it, the key is the function's path and every argument |
-//! | `ttl = "5m"` | how long an entry lives: `"30s"`, `"5m"`, `"1h 30m"`, or a number of seconds; checked at compile time; default: the cache's [`default_ttl`](CacheBuilder::default_ttl) |
-//! | `scope = "users"` | store the entry in that [`Scope`] |
-//! | `cache = <expr>` | use this cache (a `Cache`, `&Cache` or `Arc<Cache>`) instead of the [global] one |
+//! | `key = "user:<user_id>"` | the key template; without it, the function's path and every parameter |
+//! | `ttl = "5m"` | how long an entry lives: `"30s"`, `"1h 30m"`, seconds (`300`), or any `Duration` expression (`USER_TTL`); default [`DEFAULT_TTL`] (5 minutes) |
+//! | `scope = "tenant-<tenant>"` | the [`Scope`] the entries live in; a template, like `key` |
+//! | `cache = APP_CACHE` | a `Cache`, `&Cache`, `Arc<Cache>` or `LazyLock<Cache>` instead of the [global] one |
+//! | `ignore = [request_id]` | parameters the result does not depend on, left out of the key |
+//! | `result = true`, `option = true` | say that the return type is a `Result` / an `Option` |
 //! | `cache_none = true` | cache `None` results too |
 //! | `version = 2` | the schema version of the cached type (see [Changing a cached type](#changing-a-cached-type)) |
-//! | `tags = ["user:<user_id>"]` | templates naming what the entry depends on; [`Cache::invalidate_tag`] removes every entry with a tag |
+//! | `tags = ["user:<user_id>"]` | what the entry depends on; [`Cache::invalidate_tag`] removes every entry with a tag |
+//!
+//! What is cached follows the return type, through type aliases: the `Ok` of a `Result`
+//! (an `Err` is never cached), the `Some` of an `Option` (`None` only with
+//! `cache_none = true`), any other value as it is. The cached value must be
+//! [`CacheValue`]: `Clone + Serialize + DeserializeOwned + Send + Sync + 'static`.
 //!
 //! ### Key templates
 //!
 //! Literal text plus placeholders, `<name>` or `{name}`, each naming a parameter, and
 //! optionally a field of it: `<user.id>`, `<req.tenant>`, `<pair.0>`. `<<`, `>>`, `{{` and
-//! `}}` write a literal bracket. The template is checked at compile time: a placeholder
-//! that names no parameter, an empty or unterminated placeholder, two placeholders with no
-//! separator between them, and a parameter whose type is not a [`KeyPart`] are compile
-//! errors pointing at the mistake.
+//! `}}` write a literal bracket. Values are encoded injectively (`user:<a>:<b>` never gives
+//! the same key for `("x:y", "z")` and `("x", "y:z")`); see [`key`] for the encoding.
 //!
-//! Values are encoded injectively (`user:<a>:<b>` never gives the same key for
-//! `("x:y", "z")` and `("x", "y:z")`); see [`key`] for the encoding.
+//! Compile errors point at the mistake: a placeholder that names no parameter, an empty or
+//! unterminated placeholder, two placeholders with no separator between them, a parameter
+//! whose type is not a [`KeyPart`], and **a parameter left out of the key although it
+//! could be part of it**:
 //!
-//! ### The companion module
+//! ```compile_fail
+//! # use cachemacro::cached;
+//! // error: parameter `tenant` is left out of the cache key, though its type `&str` can be
+//! // part of it: add `<tenant>` to the key template, or list it in `ignore = [tenant]`
+//! #[cached(key = "user:<id>")]
+//! async fn get_user(tenant: &str, id: u64) -> String {
+//!     format!("{tenant}/{id}")
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Parameters that cannot be part of a key (`db: &Db`, `pool: &PgPool`,
+//! `state: State<App>`) may stay out without a word; `ignore = [request_id]` leaves out one
+//! that could be, on purpose.
+//!
+//! ### The companion
 //!
 //! Beside `fn get_user`, the attribute generates `mod get_user` with the function's
-//! visibility, whose functions take exactly the parameters the template names:
+//! visibility, whose functions take the parameters the key reads:
 //!
-//! - `get_user::key(user_id) -> String`: the key, as [`Cache::remove`] takes it.
+//! - `get_user::key(user_id) -> String`: the key, as [`Cache::remove`] takes it;
 //! - `get_user::remove_cached(user_id).await -> Result<(), Error>`: removes the entry here,
-//!   in Redis and on every peer.
-//! - `get_user::remove_local(user_id)`: removes this process's copy only.
+//!   in Redis and on every peer;
+//! - `get_user::remove_local(user_id)`: removes this process's copy only;
+//! - with `scope`, `get_user::scope(..)`: the scope's name; and `key(..)` returns a
+//!   [`ScopedKey`] (scope and key), which [`Cache::remove`] does not take:
+//!   `cache.scope(k.scope()).remove(k.key())`.
 //!
 //! `cache.remove("user:123")` removes exactly what `get_user(123)` stored: there is no
 //! hidden per-function prefix.
 //!
-//! ### Methods
+//! ### Methods and associated functions
 //!
-//! On a `&self` method the companion is three methods beside it, `<name>_key`,
+//! On a `&self` method the companion is methods beside it, `<name>_key`,
 //! `<name>_remove_cached` and `<name>_remove_local`, and both the cache and key parts may
 //! come from `self`:
 //!
@@ -102,12 +119,59 @@
 //! # }
 //! ```
 //!
-//! Without a template, a method's key starts with its type's name and its own
-//! (`app::UserRepo::user:1`); `self` itself is not part of the key unless a placeholder
-//! names one of its fields.
+//! On an associated function without `self`, associated functions beside it:
+//! `UserRepo::load_key(id)`. Without a template, the key of either starts with its type's
+//! name and its own (`app::UserRepo::user:1`); `self` itself is not part of the key unless a
+//! placeholder names one of its fields.
 //!
 //! Don't call `remove_cached` inside the cached function itself: the function's result is
 //! stored after it returns.
+//!
+//! ### Dynamic scopes
+//!
+//! `scope = "tenant-<tenant>"` puts each tenant's entries in a scope of its own; the
+//! companions take the scope's parameters too, and `get_user::scope("acme")` names the
+//! scope, so one tenant's entries can be cleared at once:
+//!
+//! ```
+//! # use cachemacro::{cached, Cache};
+//! # static CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Cache::in_memory);
+//! #[cached(key = "user:<id>", scope = "tenant-<tenant>", cache = CACHE)]
+//! async fn get_user(tenant: &str, id: u64) -> String {
+//!     format!("{tenant} user {id}")
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+//! get_user("acme", 1).await;
+//! CACHE.scope(&get_user::scope("acme")).clear().await?; // acme's entries, no one else's
+//! # Ok(()) }
+//! ```
+//!
+//! ### Key parts of your own and of other crates
+//!
+//! `#[derive(KeyPart)]` makes a struct or an enum a key part, injective like the rest:
+//!
+//! ```
+//! use cachemacro::{cached, KeyPart};
+//!
+//! #[derive(KeyPart)]
+//! pub struct UserId(u64); // a one-field struct writes its field: `42`
+//!
+//! #[derive(KeyPart)]
+//! pub enum Filter { All, Owner(u64) } // `All`, `Owner(7)`
+//!
+//! #[cached(key = "users:<filter>:<after>")]
+//! async fn list(filter: Filter, after: UserId) -> Vec<u64> {
+//!     # vec![]
+//! }
+//! # fn main() { assert_eq!(list::key(Filter::Owner(7), UserId(42)), "users:Owner(7):42"); }
+//! ```
+//!
+//! The cargo features `uuid`, `chrono` and `time` make `uuid::Uuid` and the date and time
+//! types of those crates key parts (the orphan rule keeps you from doing it yourself):
+//!
+//! ```toml
+//! cachemacro = { version = "0.1", features = ["uuid", "chrono"] }
+//! ```
 //!
 //! ## The cache
 //!
@@ -138,7 +202,14 @@
 //! instead: values spread over the slots, invalidations are published cluster-wide, and
 //! the bus listens through any one node (the next one when it fails). The operations that
 //! cannot be one round trip there (a write and its message, a tag registration and the
-//! read) take one per slot.
+//! read) take one per slot. [`CacheBuilder::bus_channels`] moves the bus to Redis 7 sharded
+//! pub/sub, so that a message reaches one primary instead of every node; read
+//! [`BusChannels`] for the two-step rolling deploy it takes.
+//!
+//! Behind Redis Sentinel, `.redis_sentinel("mymaster", &["redis://10.0.0.1:26379", ...])`:
+//! every (re)connection asks the sentinels for the primary, and the bus follows the data
+//! connection through a failover. [`CacheBuilder::redis_sentinel`] says what a failover to
+//! a lagging replica can cost.
 //!
 //! - **Read**: L1, then Redis (`GET`), then the function. An L2 hit fills L1 for what is left
 //!   of the Redis TTL, never longer. Concurrent misses in one instance run one L2 lookup and
@@ -152,8 +223,10 @@
 //! - `remove_local` and `clear_memory` never leave the process.
 //!
 //! Values are serde + bincode 1.3 ([`codec::Bincode`]) inside a versioned envelope that
-//! carries a fingerprint of the value's type; pick another format with
-//! [`CacheBuilder::codec`]. Keys are laid out as described in [`key`]; bus messages as
+//! carries a fingerprint of the value's type and codec; pick another format with
+//! [`CacheBuilder::codec`] ([`codec::Json`] ships too). A type bincode cannot read back
+//! (`skip_serializing_if`, `flatten`, `untagged`...) is stored as JSON automatically: see
+//! [`codec`]. Keys are laid out as described in [`key`]; bus messages as
 //! described in the runtime's `bus` module (`cm1 <instance> del <key>`).
 //!
 //! ## Guarantees
@@ -162,25 +235,28 @@
 //!   `clear` returns, no read in this process returns the old value.
 //! - **No stale re-fill**: a removal that happens while a load of that key is in flight (in
 //!   this process or any other) is not undone when the load finishes. In this process every
-//!   in-flight load is marked stale under the lock its commit takes. In Redis, `remove`
-//!   leaves a unique *tombstone* for [`tombstone_ttl`](CacheBuilder::tombstone_ttl)
-//!   (default 60 s), and a load stores its value only if the key still holds what the
-//!   loader saw before it ran (compare-and-set). *Bound*: a load that takes longer than the
-//!   tombstone TTL may store what it read; set the TTL above your slowest loader.
+//!   in-flight load is marked stale under the lock its commit takes, and a stale load
+//!   stores nothing, neither in L1 nor in Redis. In Redis, `remove` leaves a unique
+//!   *tombstone* for [`tombstone_ttl`](CacheBuilder::tombstone_ttl) (default 60 s), and a
+//!   load stores its value only if the key still holds what the loader saw before it ran
+//!   (compare-and-set), only on the connection it read on (a new one may be to a Redis that
+//!   restarted empty), and only while its bus is connected.
 //! - **A write is visible on every other instance** as soon as the bus message arrives
 //!   (well under a millisecond on one host; the README has measured figures). Between the
 //!   `remove` returning and the message arriving, a peer may still serve its old L1 copy:
 //!   that window is the bus latency.
 //! - **Lost messages cannot leave stale values behind**: when the bus connection drops, and
-//!   again when it is back, the instance clears its L1. A heartbeat PING notices a
-//!   connection that died without closing. [`Cache::bus_connected`] reports the state, for
-//!   readiness probes.
+//!   again when it is back, the instance clears its L1 and stops storing in Redis until it
+//!   is back. A heartbeat PING notices a connection that died without closing.
+//!   [`Cache::bus_connected`] reports the state, for readiness probes.
 //! - **Redis down**: reads fail open (the function answers; L1 keeps working), and
-//!   invalidations return [`Error::Redis`] after dropping the local copy, so the caller
-//!   knows other instances may keep the old value until its TTL ends. After three Redis
-//!   failures in a row, reads skip Redis for [`redis_cooldown`](CacheBuilder::redis_cooldown)
-//!   (a circuit breaker), so a hung Redis costs one timeout, not one per request. A cache
-//!   built while Redis is down serves from memory and connects when it can.
+//!   invalidations return an [`Error`] after dropping the local copy, so the caller knows
+//!   other instances may keep the old value until its TTL ends; retried, they complete.
+//!   Every Redis call is bounded by [`redis_timeout`](CacheBuilder::redis_timeout) end to
+//!   end. A call that fails or times out puts the connection in doubt: reads skip Redis at
+//!   once while a background probe checks it and reconnects, so a hung Redis costs the calls
+//!   in flight one timeout, not one per request. A cache built while Redis is down (or
+//!   refuses the password) serves from memory and connects when it can.
 //! - **Single flight**: concurrent callers of one cold key run the function body once; the
 //!   others wait for its value.
 //! - **Cancellation and failure**: a caller dropped mid-load, a body that panics, or one
@@ -193,7 +269,7 @@
 //!
 //! ## Invalidating groups of entries
 //!
-//! The patterns of the seed documents, beyond one key at a time:
+//! Beyond one key at a time:
 //!
 //! | pattern | cachemacro |
 //! |---|---|
@@ -227,14 +303,53 @@
 //! A tag is written with the key encoding, so `invalidate_tag(&format!("user:{id}"))`
 //! matches `"user:<id>"` for integers; for text values build it with [`key::escape`].
 //!
-//! ## Limitations, for now
+//! ## Testing code that uses #[cached]
 //!
-//! - `#[cached]` goes on free functions declared at module level, and on `&self` methods of
-//!   inherent `impl` blocks; not on trait impls, not on associated functions without
-//!   `self`, and not on functions declared inside another function's body (the companion
-//!   needs a module or an inherent impl to live in).
-//! - The return type is recognised by the last segment of its path (`Result`, `Option`);
-//!   a type alias with another name is cached as a plain value.
+//! A test that calls cached functions through the global cache would see what other tests
+//! cached, and they run in parallel. [`with_cache`] runs a future with a cache of its own,
+//! for every `#[cached]` function without `cache = ...` and for [`global()`](global); the
+//! override is task-local, so tests in parallel never see each other's entries:
+//!
+//! ```
+//! use cachemacro::{cached, with_cache, without_cache, Cache};
+//!
+//! #[cached(key = "user:<id>")]
+//! async fn user_name(id: u64) -> String {
+//!     format!("user {id}")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // In a #[tokio::test]:
+//! let cache = Cache::in_memory();
+//! with_cache(cache.clone(), async {
+//!     assert_eq!(user_name(1).await, "user 1");
+//!     assert!(cache.contains_local(&user_name::key(1)));
+//! })
+//! .await;
+//!
+//! // Or no caching at all: every call runs its body, whatever cache it names.
+//! without_cache(async {
+//!     assert_eq!(user_name(1).await, "user 1");
+//! })
+//! .await;
+//! # }
+//! ```
+//!
+//! A task spawned inside does not inherit the override: wrap what it runs in `with_cache`
+//! too. Functions with `cache = ...` keep the cache they name (give each test its own, for
+//! instance through `self`); `without_cache` bypasses them as well.
+//!
+//! ## Limitations
+//!
+//! - `#[cached]` goes on functions of a module, and on methods (`&self`) and associated
+//!   functions of inherent `impl` blocks. On a method of a trait or of a trait `impl` it
+//!   is a compile error (the companion cannot be added there): put the cached function in
+//!   an inherent `impl` and call it from the trait's method. Declare cached functions at
+//!   module level: inside another function's body the companion module cannot see the
+//!   body's local items (the function itself included, which `refresh` and `uncached` call).
+//! - The type parameters of the function are part of the key; those of the `impl` block a
+//!   method belongs to are not (name them in the template, as `<self.kind>` or a parameter).
+//! - The methods `&mut self` and `self` are not supported: a cached call skips the body.
 //!
 //! ## Changing a cached type
 //!
@@ -248,20 +363,97 @@
 //! async fn get_user(id: u64) -> User {
 //!     # User { name: String::new(), email: String::new() }
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Instances of the old deploy and the new one then read each other's values as misses and
 //! overwrite them, instead of misreading them. (Without a bump, a layout bincode cannot
 //! decode is still a miss, but two fields of one type swapped would decode wrongly.)
-//! Changing the key template (`"user:v2:<id>"`) works too: it is the seeds' *versioned
-//! keys* pattern.
+//! Changing the key template (`"user:v2:<id>"`) works too (*versioned keys*).
 
+#[doc = include_str!("cached.md")]
+#[doc(inline)]
 pub use cachemacro_derive::cached;
+
+/// Derives [`KeyPart`](trait@KeyPart) for a struct or an enum: an injective key encoding
+/// of its fields.
+///
+/// - a struct with one field writes that field (`UserId(42)` is `42`);
+/// - a struct with several writes them as a tuple (`(7,eu)`); one without fields, `()`;
+/// - an enum writes the variant's name, then its fields as a tuple when it has any:
+///   `Active`, `Owner(42)`, `Range(1,9)`.
+///
+/// Every field must be a key part itself, and so must every type parameter. Renaming a
+/// variant changes the keys of the values that use it.
+///
+/// ```
+/// use cachemacro::KeyPart;
+///
+/// #[derive(KeyPart)]
+/// enum Filter {
+///     All,
+///     Owner(u64),
+///     Range { from: u32, to: u32 },
+/// }
+///
+/// let key = |f: Filter| {
+///     let mut out = String::new();
+///     f.write_key_part(&mut out);
+///     out
+/// };
+/// assert_eq!(key(Filter::All), "All");
+/// assert_eq!(key(Filter::Owner(42)), "Owner(42)");
+/// assert_eq!(key(Filter::Range { from: 1, to: 9 }), "Range(1,9)");
+/// ```
+#[doc(inline)]
+pub use cachemacro_derive::KeyPart;
+#[cfg(feature = "metrics")]
+pub use cachemacro_runtime::metrics;
+/// The redis-rs cachemacro is built on, for naming its types (`ConnectionInfo`,
+/// `TlsCertificates`) at the version cachemacro uses.
+pub use cachemacro_runtime::redis;
 pub use cachemacro_runtime::{
-    codec, global, key, set_global, write_text, Cache, CacheBuilder, CacheValue, Error, KeyPart,
-    Mode, Scope, Stats, DEFAULT_L1_CAPACITY, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE,
-    DEFAULT_REDIS_TIMEOUT, DEFAULT_TOMBSTONE_TTL, DEFAULT_TTL,
+    codec, functions, global, key, set_global, with_cache, without_cache, write_text, BusChannels,
+    Cache, CacheBuilder, CacheValue, Compression, Error, FunctionStats, KeyPart, LoadTimes, Mode,
+    RedisTarget, Scope, ScopedKey, Stats, LOAD_BUCKETS,
 };
+
+// The defaults, each with its value (rustdoc does not show the value of a constant that
+// another crate defines).
+
+/// Value: 1 KiB (`1024` bytes).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_COMPRESS_ABOVE;
+/// Value: 10 seconds (`Duration::from_secs(10)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_FAIL_SAFE_THROTTLE;
+/// Value: 2 seconds (`Duration::from_secs(2)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_HEARTBEAT;
+/// Value: `10_000` entries.
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_L1_CAPACITY;
+/// Value: 8 MiB (`8 << 20` bytes).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_MAX_VALUE_SIZE;
+/// Value: `"cachemacro"`.
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_NAMESPACE;
+/// Value: 250 milliseconds (`Duration::from_millis(250)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_REDIS_COOLDOWN;
+/// Value: 1 second (`Duration::from_secs(1)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_REDIS_TIMEOUT;
+/// Value: 60 seconds (`Duration::from_secs(60)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_TOMBSTONE_TTL;
+/// Value: 5 minutes (`Duration::from_secs(300)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_TTL;
+/// Value: 1 second (`Duration::from_secs(1)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_VERSION_REFRESH;
 
 #[doc(hidden)]
 pub use cachemacro_runtime::__private;

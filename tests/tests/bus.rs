@@ -273,7 +273,7 @@ async fn a_cache_built_while_redis_is_down_serves_and_connects_later() {
     server.kill();
     let cache = Cache::builder()
         .namespace("app")
-        .redis(&format!("redis://127.0.0.1:{port}/"))
+        .redis(format!("redis://127.0.0.1:{port}/"))
         .redis_timeout(Duration::from_millis(300))
         .build()
         .await

@@ -72,10 +72,66 @@ async fn on_a_cluster_writes_tags_versions_and_purge_reach_every_instance() {
     assert_eq!(on(&a, product(8)).await, "v2 of 8");
 
     // Group versions and the namespace purge.
-    assert_eq!(a.bump_version("catalog").await.unwrap(), 1);
-    assert_eq!(b.version("catalog").await.unwrap(), 1);
+    let version = a.bump_version("catalog").await.unwrap();
+    assert!(version > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while b.version("catalog").await.unwrap() != version {
+        assert!(std::time::Instant::now() < deadline, "B learns of the bump");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let deleted = a.purge().await.unwrap();
     assert!(deleted >= 40, "every node's keys were purged: {deleted}");
-    assert_eq!(b.version("catalog").await.unwrap(), 0);
+    assert_eq!(
+        b.version("catalog").await.unwrap(),
+        version,
+        "a version never goes back, even when its counter is purged"
+    );
     assert!(eventually(Duration::from_secs(3), || !b.contains_local("product:1")).await);
+}
+
+static BATCH_ASKED: Lazy<Mutex<Vec<Vec<u64>>>> = Lazy::new(Default::default);
+
+/// The batch form of `product`: the same entries, tagged alike.
+#[cached(key = "product:<id>", batch(id in ids), tags = ["catalog"], cache = current())]
+async fn products(ids: Vec<u64>) -> HashMap<u64, String> {
+    BATCH_ASKED.lock().unwrap().push(ids.clone());
+    let rows = ROWS.lock().unwrap();
+    ids.iter()
+        .map(|&id| {
+            (
+                id,
+                rows.get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("v1 of {id}")),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_batch_reads_every_slot_and_its_tags_reach_every_element() {
+    let cluster = RedisCluster::start(3);
+    let a = instance(&cluster).await;
+    let b = instance(&cluster).await;
+    assert!(
+        eventually(Duration::from_secs(5), || a.bus_connected()
+            && b.bus_connected())
+        .await
+    );
+    // Ids 100..140 spread over the slots of all three primaries.
+    let ids: Vec<u64> = (100..140).collect();
+    assert_eq!(on(&a, products(ids.clone())).await.len(), 40);
+    assert_eq!(on(&b, products(ids.clone())).await.len(), 40);
+    assert_eq!(
+        std::mem::take(&mut *BATCH_ASKED.lock().unwrap()),
+        vec![ids.clone()],
+        "B found every element in the cluster"
+    );
+    // The single-item function shares the entries.
+    assert_eq!(on(&b, product(101)).await, "v1 of 101");
+    // The batch's elements are registered under the tag on every node.
+    ROWS.lock().unwrap().insert(120, "v2 of 120".into());
+    assert!(b.invalidate_tag("catalog").await.unwrap() >= 40);
+    assert!(eventually(Duration::from_secs(3), || !a.contains_local("product:120")).await);
+    assert_eq!(on(&a, products(vec![120])).await[&120], "v2 of 120");
 }

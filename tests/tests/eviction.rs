@@ -55,7 +55,7 @@ async fn evicted_values_are_misses_and_reads_stay_correct() {
 async fn small_l1(server: &RedisServer) -> cachemacro::Cache {
     cachemacro::Cache::builder()
         .namespace("app")
-        .redis(&server.url())
+        .redis(server.url())
         .l1_capacity(100)
         .build()
         .await

@@ -42,11 +42,12 @@ async fn one_version_bump_retires_every_key_of_the_group_on_every_instance() {
         "B read A's values from Redis"
     );
 
-    assert_eq!(a.bump_version("catalog").await.unwrap(), 1);
+    let version = a.bump_version("catalog").await.unwrap();
+    assert!(version > 0);
     for id in 0..3 {
         assert_eq!(
             current_item(&b, id).await,
-            format!("item {id} as of catalog v1")
+            format!("item {id} as of catalog v{version}")
         );
     }
     assert_eq!(
@@ -103,11 +104,12 @@ async fn purge_deletes_the_namespace_in_redis_and_clears_every_instance() {
     assert!(b.contains_local("k:1"));
 
     let deleted = a.purge().await.unwrap();
+    assert_eq!(deleted, 100, "50 keys and 50 scoped keys");
     assert_eq!(
-        deleted, 101,
-        "50 keys, 50 scoped keys and the version counter"
+        redis_keys(&server, "shop:*").await,
+        ["shop:c1:v:catalog"],
+        "the group version stays: a version never goes back"
     );
-    assert!(redis_keys(&server, "shop:*").await.is_empty());
     assert_eq!(redis_keys(&server, "shop%2A:*").await, ["shop%2A:c1:k:k:1"]);
     assert!(
         eventually(std::time::Duration::from_secs(3), || !b
@@ -141,4 +143,62 @@ async fn purge_without_redis_clears_memory() {
     cache.set("k", 1u8, None).await.unwrap();
     assert_eq!(cache.purge().await.unwrap(), 0);
     assert!(!cache.contains_local("k"));
+}
+
+#[tokio::test]
+async fn a_version_is_read_from_memory_and_a_bump_reaches_the_peers_over_the_bus() {
+    let server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    assert_eq!(b.version("catalog").await.unwrap(), 0);
+    let calls = server.info_number("total_commands_processed");
+    for _ in 0..100 {
+        b.version("catalog").await.unwrap();
+    }
+    let spent = server.info_number("total_commands_processed") - calls;
+    assert!(
+        spent <= 5,
+        "100 reads of a version cost {spent} Redis commands"
+    );
+
+    let version = a.bump_version("catalog").await.unwrap();
+    assert_eq!(a.version("catalog").await.unwrap(), version, "at once here");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while b.version("catalog").await.unwrap() != version {
+        assert!(std::time::Instant::now() < deadline, "B learns of the bump");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_version_fails_open_and_never_goes_back_when_redis_loses_its_data() {
+    let mut server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let before = a.bump_version("catalog").await.unwrap();
+    server.kill();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        a.version("catalog").await.unwrap(),
+        before,
+        "Redis is down: the last known version"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    // Redis comes back empty: the counter is gone.
+    server.start_again();
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || a.redis_available()
+            && a.bus_connected())
+        .await
+    );
+    assert_eq!(
+        a.version("catalog").await.unwrap(),
+        before,
+        "it does not go back to 0"
+    );
+    let b = instance(&server, "app").await;
+    let after = b.bump_version("catalog").await.unwrap();
+    assert!(
+        after > before,
+        "a bump after the loss is not a version used before"
+    );
 }

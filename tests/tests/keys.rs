@@ -1,7 +1,15 @@
-//! Keys the macro builds: templates, placeholder encoding, fields, defaults, generics.
+//! Keys the macro builds: templates, placeholder encoding, fields, defaults, generics,
+//! parameters left out on purpose (`ignore`), and the proof that every key encoding is
+//! injective, nested to any depth (`no_two_values_of_one_type_share_a_key`).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
+use cachemacro::key::escape;
 use cachemacro::{cached, Cache, KeyPart};
 use once_cell::sync::Lazy;
 use serde::{Deserialize, Serialize};
@@ -34,7 +42,7 @@ struct Request {
     page: (u32, u32),
 }
 
-#[cached(key = "{req.tenant}:orders:<req.page.0>,<req.page.1>:<<raw>>", cache = &*CACHE)]
+#[cached(key = "{req.tenant}:orders:<req.page.0>,<req.page.1>:<<raw>>", ignore = [verbose], cache = &*CACHE)]
 async fn orders(req: &Request, verbose: bool) -> Vec<u32> {
     let _ = verbose;
     vec![req.page.0, req.page.1]
@@ -46,7 +54,8 @@ fn placeholders_reach_fields_and_brackets_can_be_escaped() {
         tenant: "acme".into(),
         page: (2, 50),
     };
-    // `verbose` is not in the template, so the companion does not take it.
+    // `verbose` is left out of the template (and says so with `ignore`), so the companion
+    // does not take it.
     assert_eq!(orders::key(&req), "acme:orders:2,50:<raw>");
 }
 
@@ -114,10 +123,103 @@ where
 async fn generic_functions_and_their_companions_work() {
     assert_eq!(generic(1u8, "first".to_string()).await, "first");
     assert_eq!(generic(1u8, "second".to_string()).await, "first", "a hit");
-    // The companion takes only the generics its parameters use.
-    assert_eq!(generic::key(Cow::Borrowed("a:b")), "generic:a%3Ab");
-    generic::remove_cached(1u8).await.unwrap();
+    // The companion takes the parameters the key reads, and every type parameter: the type
+    // arguments are part of the key.
+    assert_eq!(
+        generic::key::<_, String>(Cow::Borrowed("a:b")),
+        format!(
+            "generic:a%3Ab<{},{}>",
+            escape(std::any::type_name::<Cow<str>>()),
+            escape(std::any::type_name::<String>())
+        )
+    );
+    generic::remove_cached::<_, String>(1u8).await.unwrap();
     assert_eq!(generic(1u8, "third".to_string()).await, "third");
+}
+
+static TYPED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+struct Apple(u32);
+
+#[derive(Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+struct Pear(u32);
+
+#[cached(key = "load:<id>", cache = &*CACHE)]
+async fn load<T>(id: u64) -> T
+where
+    T: Default + Clone + Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static,
+{
+    let _ = id;
+    TYPED_LOADS.fetch_add(1, Ordering::SeqCst);
+    T::default()
+}
+
+#[tokio::test]
+async fn type_arguments_are_part_of_the_key() {
+    // Without them, `load::<Apple>(1)` and `load::<Pear>(1)` shared one key, and each call
+    // evicted the other's value: 6 calls, 6 loads.
+    for _ in 0..3 {
+        assert_eq!(load::<Apple>(1).await, Apple(0));
+        assert_eq!(load::<Pear>(1).await, Pear(0));
+    }
+    assert_eq!(TYPED_LOADS.load(Ordering::SeqCst), 2, "one load per type");
+    assert_eq!(
+        load::key::<Apple>(1),
+        format!("load:1<{}>", escape(std::any::type_name::<Apple>()))
+    );
+    assert_ne!(load::key::<Apple>(1), load::key::<Pear>(1));
+}
+
+static CONST_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "page:<id>", cache = &*CACHE)]
+async fn page<const SIZE: usize>(id: u64) -> usize {
+    let _ = id;
+    CONST_LOADS.fetch_add(1, Ordering::SeqCst);
+    SIZE
+}
+
+#[tokio::test]
+async fn const_arguments_are_part_of_the_key() {
+    assert_eq!(page::<10>(1).await, 10);
+    assert_eq!(page::<20>(1).await, 20);
+    assert_eq!(page::<10>(1).await, 10);
+    assert_eq!(CONST_LOADS.load(Ordering::SeqCst), 2);
+    assert_eq!(page::key::<10>(1), "page:1<10>");
+}
+
+/// A handle that cannot be part of a key, like a database pool.
+struct Db;
+
+static IGNORED_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "report:<id>", ignore = [request_id], cache = &*CACHE)]
+async fn report(db: &Db, id: u64, request_id: u128) -> u64 {
+    let _ = (db, request_id);
+    IGNORED_LOADS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn ignored_parameters_and_handles_stay_out_of_the_key() {
+    // `db` is not a key part: it may be left out silently. `request_id` could be part of the
+    // key: leaving it out takes `ignore`. Both calls share the entry of `report:1`.
+    assert_eq!(report(&Db, 1, 100).await, 1);
+    assert_eq!(report(&Db, 1, 200).await, 1);
+    assert_eq!(IGNORED_LOADS.load(Ordering::SeqCst), 1);
+    assert_eq!(report::key(1), "report:1");
+}
+
+#[cached(ignore = [db, trace], cache = &*CACHE)]
+async fn no_template_ignoring(db: &Db, id: u64, trace: bool) -> u64 {
+    let _ = (db, trace);
+    id
+}
+
+#[test]
+fn without_a_template_ignore_leaves_parameters_out_of_the_default_key() {
+    assert_eq!(no_template_ignoring::key(7), "keys::no_template_ignoring:7");
 }
 
 mod visibility {
@@ -146,3 +248,549 @@ async fn documented(id: u32) -> u32 {
 async fn attributes_and_docs_are_kept() {
     assert_eq!(documented(1).await, 1);
 }
+
+// ---- Injectivity, proved by exhaustive search ----
+//
+// `Enumerate` lists values of a type, the tricky ones first: the empty string, the reserved
+// characters, `~` and `%`, empty sequences, `None`. Containers build their values from
+// their items' (sequences of up to three items from the first few, one item from all), so
+// the search covers every impl nested three levels deep in a few seconds. For each type,
+// no two distinct values (told apart by `Debug`) may write one key text.
+
+/// The values of a type that the search tries.
+trait Enumerate: Sized {
+    fn values() -> Vec<Self>;
+}
+
+/// How many of an item type's first values build the sequences and tuples around it.
+const POOL: usize = 4;
+
+/// The characters strings are made of: structure characters, and one plain letter.
+const ALPHABET: [char; 9] = ['a', '~', '%', ',', '[', ']', '(', ')', ':'];
+
+impl Enumerate for String {
+    fn values() -> Vec<Self> {
+        let mut out = vec![String::new()];
+        out.extend(ALPHABET.iter().map(|c| c.to_string()));
+        for a in ALPHABET {
+            for b in ALPHABET {
+                out.push(format!("{a}{b}"));
+            }
+        }
+        out.extend(["%25", "%7E", "%5B%5D", " ", "é", "a b"].map(String::from));
+        out
+    }
+}
+
+impl Enumerate for &'static str {
+    fn values() -> Vec<Self> {
+        String::values()
+            .into_iter()
+            .map(|s| &*Box::leak(s.into_boxed_str()))
+            .collect()
+    }
+}
+
+impl Enumerate for char {
+    fn values() -> Vec<Self> {
+        let mut out = ALPHABET.to_vec();
+        out.extend([' ', 'é', '\n', '|', '{', '<', '*', '\\']);
+        out
+    }
+}
+
+impl Enumerate for bool {
+    fn values() -> Vec<Self> {
+        vec![false, true]
+    }
+}
+
+macro_rules! enumerate_all_integers {
+    ($($t:ty),*) => {$(
+        impl Enumerate for $t {
+            fn values() -> Vec<Self> {
+                (<$t>::MIN..=<$t>::MAX).collect()
+            }
+        }
+    )*};
+}
+enumerate_all_integers!(u8, i8);
+
+macro_rules! enumerate_edge_integers {
+    ($($t:ty),*) => {$(
+        impl Enumerate for $t {
+            #[allow(unused_comparisons)]
+            fn values() -> Vec<Self> {
+                let mut out = vec![<$t>::MIN, <$t>::MAX, 0, 1, 9, 10, 11, 100];
+                if <$t>::MIN < 0 {
+                    out.extend([0, 1, 9, 10].map(|v: $t| v.wrapping_neg()));
+                }
+                out
+            }
+        }
+    )*};
+}
+enumerate_edge_integers!(u16, i16, u32, i32, u64, i64, u128, i128, usize, isize);
+
+impl<T: Enumerate> Enumerate for Option<T> {
+    fn values() -> Vec<Self> {
+        let mut out = vec![None];
+        out.extend(T::values().into_iter().map(Some));
+        out
+    }
+}
+
+/// Sequences of items: every single item, and up to three of the first `POOL`.
+fn sequences<T: Enumerate + Clone>() -> Vec<Vec<T>> {
+    let all = T::values();
+    let pool: Vec<T> = all.iter().take(POOL).cloned().collect();
+    let mut out: Vec<Vec<T>> = vec![vec![]];
+    out.extend(all.into_iter().map(|x| vec![x]));
+    for a in &pool {
+        for b in &pool {
+            out.push(vec![a.clone(), b.clone()]);
+            for c in &pool {
+                out.push(vec![a.clone(), b.clone(), c.clone()]);
+            }
+        }
+    }
+    out
+}
+
+impl<T: Enumerate + Clone> Enumerate for Vec<T> {
+    fn values() -> Vec<Self> {
+        sequences()
+    }
+}
+
+impl<T: Enumerate + Clone> Enumerate for Box<[T]> {
+    fn values() -> Vec<Self> {
+        sequences().into_iter().map(Vec::into_boxed_slice).collect()
+    }
+}
+
+impl<T: Enumerate + Clone> Enumerate for [T; 0] {
+    fn values() -> Vec<Self> {
+        vec![[]]
+    }
+}
+
+impl<T: Enumerate + Clone> Enumerate for [T; 1] {
+    fn values() -> Vec<Self> {
+        T::values().into_iter().map(|x| [x]).collect()
+    }
+}
+
+impl<T: Enumerate + Clone> Enumerate for [T; 2] {
+    fn values() -> Vec<Self> {
+        pairs::<T, T>().into_iter().map(|(a, b)| [a, b]).collect()
+    }
+}
+
+/// Every `a` with the first `POOL` values of `B`, and the first `POOL` of `A` with every `b`.
+fn pairs<A: Enumerate + Clone, B: Enumerate + Clone>() -> Vec<(A, B)> {
+    let (all_a, all_b) = (A::values(), B::values());
+    let mut out = Vec::new();
+    for a in &all_a {
+        for b in all_b.iter().take(POOL) {
+            out.push((a.clone(), b.clone()));
+        }
+    }
+    for a in all_a.iter().take(POOL) {
+        for b in &all_b {
+            out.push((a.clone(), b.clone()));
+        }
+    }
+    out
+}
+
+impl<A: Enumerate + Clone> Enumerate for (A,) {
+    fn values() -> Vec<Self> {
+        A::values().into_iter().map(|a| (a,)).collect()
+    }
+}
+
+impl<A: Enumerate + Clone, B: Enumerate + Clone> Enumerate for (A, B) {
+    fn values() -> Vec<Self> {
+        pairs()
+    }
+}
+
+impl<A: Enumerate + Clone, B: Enumerate + Clone, C: Enumerate + Clone> Enumerate for (A, B, C) {
+    fn values() -> Vec<Self> {
+        pairs::<A, (B, C)>()
+            .into_iter()
+            .map(|(a, (b, c))| (a, b, c))
+            .collect()
+    }
+}
+
+macro_rules! enumerate_pointers {
+    ($($p:ident),*) => {$(
+        impl<T: Enumerate> Enumerate for $p<T> {
+            fn values() -> Vec<Self> {
+                T::values().into_iter().map($p::new).collect()
+            }
+        }
+    )*};
+}
+enumerate_pointers!(Box, Arc, Rc);
+
+impl Enumerate for Cow<'static, str> {
+    fn values() -> Vec<Self> {
+        String::values().into_iter().map(Cow::Owned).collect()
+    }
+}
+
+// Derived key parts: a newtype (writes its field as it is), a struct, a unit struct, a
+// generic struct, and an enum with every kind of variant.
+
+#[derive(Clone, Debug, KeyPart)]
+struct Newtype(String);
+
+#[derive(Clone, Debug, KeyPart)]
+struct Named {
+    first: Option<String>,
+    second: u8,
+}
+
+#[derive(Clone, Debug, KeyPart)]
+struct Unit;
+
+#[derive(Clone, Debug, KeyPart)]
+struct Generic<T>(T, bool);
+
+#[derive(Clone, Debug, KeyPart)]
+enum Shape {
+    Empty,
+    Circle(String),
+    Rect { w: Option<String>, h: Vec<String> },
+    Tuple(),
+    Braces {},
+}
+
+impl Enumerate for Newtype {
+    fn values() -> Vec<Self> {
+        String::values().into_iter().map(Newtype).collect()
+    }
+}
+
+impl Enumerate for Named {
+    fn values() -> Vec<Self> {
+        pairs::<Option<String>, u8>()
+            .into_iter()
+            .map(|(first, second)| Named { first, second })
+            .collect()
+    }
+}
+
+impl Enumerate for Unit {
+    fn values() -> Vec<Self> {
+        vec![Unit]
+    }
+}
+
+impl<T: Enumerate + Clone> Enumerate for Generic<T> {
+    fn values() -> Vec<Self> {
+        pairs::<T, bool>()
+            .into_iter()
+            .map(|(t, b)| Generic(t, b))
+            .collect()
+    }
+}
+
+impl Enumerate for Shape {
+    fn values() -> Vec<Self> {
+        let mut out = vec![Shape::Empty, Shape::Tuple(), Shape::Braces {}];
+        out.extend(String::values().into_iter().map(Shape::Circle));
+        out.extend(
+            pairs::<Option<String>, Vec<String>>()
+                .into_iter()
+                .map(|(w, h)| Shape::Rect { w, h }),
+        );
+        out
+    }
+}
+
+// The types of the `uuid`, `chrono` and `time` features: edge values.
+
+impl Enumerate for uuid::Uuid {
+    fn values() -> Vec<Self> {
+        [0, 1, u128::MAX, 0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8]
+            .map(uuid::Uuid::from_u128)
+            .to_vec()
+    }
+}
+
+impl Enumerate for chrono::NaiveDate {
+    fn values() -> Vec<Self> {
+        [
+            (2024, 5, 17),
+            (0, 1, 1),
+            (-1, 12, 31),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-44, 3, 15),
+        ]
+        .map(|(y, m, d)| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap())
+        .to_vec()
+    }
+}
+
+impl Enumerate for chrono::NaiveTime {
+    fn values() -> Vec<Self> {
+        [
+            (0, 0, 0, 0),
+            (13, 5, 0, 250_000_000),
+            (13, 5, 0, 250_000),
+            (13, 5, 0, 250),
+            (13, 5, 0, 25),
+        ]
+        .into_iter()
+        .map(|(h, m, s, n)| chrono::NaiveTime::from_hms_nano_opt(h, m, s, n).unwrap())
+        // A leap second.
+        .chain([chrono::NaiveTime::from_hms_nano_opt(23, 59, 59, 1_500_000_000).unwrap()])
+        .collect()
+    }
+}
+
+impl Enumerate for chrono::NaiveDateTime {
+    fn values() -> Vec<Self> {
+        pairs::<chrono::NaiveDate, chrono::NaiveTime>()
+            .into_iter()
+            .map(|(d, t)| d.and_time(t))
+            .collect()
+    }
+}
+
+impl Enumerate for chrono::DateTime<chrono::FixedOffset> {
+    fn values() -> Vec<Self> {
+        let offsets = [0, 3600, -3600, 2 * 3600 + 30 * 60, 75, -75];
+        let mut out = Vec::new();
+        for dt in chrono::NaiveDateTime::values() {
+            for secs in offsets {
+                let offset = chrono::FixedOffset::east_opt(secs).unwrap();
+                out.push(dt.and_local_timezone(offset).unwrap());
+            }
+        }
+        out
+    }
+}
+
+impl Enumerate for chrono::DateTime<chrono::Utc> {
+    fn values() -> Vec<Self> {
+        chrono::NaiveDateTime::values()
+            .into_iter()
+            .map(|dt| dt.and_utc())
+            .collect()
+    }
+}
+
+impl Enumerate for time::Date {
+    fn values() -> Vec<Self> {
+        [
+            (2024, 5, 17),
+            (0, 1, 1),
+            (-1, 12, 31),
+            (9999, 12, 31),
+            (-44, 3, 15),
+        ]
+        .map(|(y, m, d)| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+        })
+        .to_vec()
+    }
+}
+
+impl Enumerate for time::Time {
+    fn values() -> Vec<Self> {
+        [
+            (0, 0, 0, 0),
+            (13, 5, 0, 250_000_000),
+            (13, 5, 0, 250_000),
+            (13, 5, 0, 250),
+            (23, 59, 59, 999_999_999),
+        ]
+        .map(|(h, m, s, n)| time::Time::from_hms_nano(h, m, s, n).unwrap())
+        .to_vec()
+    }
+}
+
+impl Enumerate for time::PrimitiveDateTime {
+    fn values() -> Vec<Self> {
+        pairs::<time::Date, time::Time>()
+            .into_iter()
+            .map(|(d, t)| time::PrimitiveDateTime::new(d, t))
+            .collect()
+    }
+}
+
+impl Enumerate for time::OffsetDateTime {
+    fn values() -> Vec<Self> {
+        let offsets = [
+            (0, 0, 0),
+            (1, 0, 0),
+            (-1, 0, 0),
+            (2, 30, 0),
+            (0, 1, 15),
+            (0, -1, -15),
+        ];
+        let mut out = Vec::new();
+        for dt in time::PrimitiveDateTime::values() {
+            for (h, m, s) in offsets {
+                out.push(dt.assume_offset(time::UtcOffset::from_hms(h, m, s).unwrap()));
+            }
+        }
+        out
+    }
+}
+
+/// Checks that no two distinct values of `T` write one key text; returns how many values
+/// it checked.
+fn assert_injective<T: Enumerate + KeyPart + Debug>() -> usize {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for value in T::values() {
+        let mut key = String::new();
+        value.write_key_part(&mut key);
+        let shown = format!("{value:?}");
+        if let Some(other) = seen.insert(key.clone(), shown.clone()) {
+            assert_eq!(
+                other,
+                shown,
+                "{} writes `{key}` for two values",
+                std::any::type_name::<T>()
+            );
+        }
+    }
+    seen.len()
+}
+
+/// The types nested around `T` at the innermost level, each checked.
+fn level3<T: Enumerate + KeyPart + Debug + Clone>() -> usize {
+    assert_injective::<T>()
+        + assert_injective::<Option<T>>()
+        + assert_injective::<Vec<T>>()
+        + assert_injective::<[T; 2]>()
+        + assert_injective::<(T,)>()
+        + assert_injective::<(T, String)>()
+        + assert_injective::<(u8, T, Option<String>)>()
+        + assert_injective::<Box<[T]>>()
+}
+
+/// Two levels: `T` inside the containers of `level3`, and inside these.
+fn level2<T: Enumerate + KeyPart + Debug + Clone>() -> usize {
+    level3::<T>()
+        + level3::<Option<T>>()
+        + level3::<Vec<T>>()
+        + level3::<[T; 1]>()
+        + level3::<(T, Option<String>)>()
+        + level3::<Generic<T>>()
+}
+
+/// Three levels of nesting around `T`.
+fn level1<T: Enumerate + KeyPart + Debug + Clone>() -> usize {
+    level2::<T>() + level2::<Option<T>>() + level2::<Vec<T>>() + level2::<(T, T)>()
+}
+
+#[test]
+fn no_two_values_of_one_type_share_a_key() {
+    let mut checked = 0;
+    // Every impl, nested three levels deep.
+    checked += level1::<String>();
+    checked += level1::<Newtype>();
+    checked += level1::<Shape>();
+    checked += level1::<char>();
+    checked += level1::<bool>();
+    checked += level1::<i8>();
+    checked += level1::<Unit>();
+    // Every other impl, nested one or two levels.
+    checked += level2::<&'static str>();
+    checked += level2::<Cow<'static, str>>();
+    checked += level2::<Named>();
+    checked += level2::<u8>();
+    checked += level3::<Box<String>>() + level3::<Arc<String>>() + level3::<Rc<Option<String>>>();
+    checked += level3::<[String; 0]>();
+    checked += level3::<(String, Vec<String>, Option<String>)>();
+    checked += level3::<u16>() + level3::<i16>() + level3::<u32>() + level3::<i32>();
+    checked += level3::<u64>() + level3::<i64>() + level3::<u128>() + level3::<i128>();
+    checked += level3::<usize>() + level3::<isize>();
+    checked += level3::<uuid::Uuid>();
+    checked += level3::<chrono::NaiveDate>() + level3::<chrono::NaiveTime>();
+    checked += level3::<chrono::NaiveDateTime>();
+    checked += level3::<chrono::DateTime<chrono::FixedOffset>>();
+    checked += level3::<chrono::DateTime<chrono::Utc>>();
+    checked += level3::<time::Date>() + level3::<time::Time>();
+    checked += level3::<time::PrimitiveDateTime>() + level3::<time::OffsetDateTime>();
+    assert!(checked > 1_000_000, "the search covered {checked} values");
+}
+
+#[test]
+fn the_collisions_of_issue_7_are_gone() {
+    fn enc<T: KeyPart>(value: T) -> String {
+        let mut key = String::new();
+        value.write_key_part(&mut key);
+        key
+    }
+    let empty: Vec<String> = vec![];
+    assert_eq!(enc(&empty), "[]", "unchanged");
+    assert_eq!(enc(vec![String::new()]), "[%]");
+    assert_eq!(enc(vec![Some(String::new())]), "[%]");
+    assert_eq!(enc(vec![None::<String>]), "[~]");
+    assert_eq!(enc(None::<Vec<String>>), "~");
+    assert_eq!(enc(Some(empty.clone())), "[]");
+    assert_eq!(enc(vec![empty.clone()]), "[[]]");
+    assert_eq!(enc(vec![vec![String::new()]]), "[[%]]");
+    // Encodings that were already injective are byte-identical.
+    assert_eq!(enc(vec![String::new(), String::new()]), "[,]");
+    assert_eq!(
+        enc([String::new()]),
+        "[]",
+        "an array's length is its type's"
+    );
+    assert_eq!(enc((String::new(),)), "()");
+}
+
+// Keys from templates: two placeholders, separated as the macro requires, stay injective
+// whatever values they hold.
+
+#[cached(key = "t:<a>:<b>", cache = &*CACHE)]
+async fn colon_separated(a: Vec<Option<String>>, b: Option<Vec<String>>) -> u8 {
+    0
+}
+
+#[cached(key = "t:<a>,<b>", cache = &*CACHE)]
+async fn comma_separated(a: Option<Option<String>>, b: (String, Vec<String>)) -> u8 {
+    0
+}
+
+#[cached(key = "t:<a>|~<b>", cache = &*CACHE)]
+async fn bar_separated(a: Shape, b: Option<Option<String>>) -> u8 {
+    0
+}
+
+fn assert_keys_injective<A, B, K>(key: impl Fn(A, B) -> K)
+where
+    A: Enumerate + Clone + Debug,
+    B: Enumerate + Clone + Debug,
+    K: Debug + Eq + std::hash::Hash,
+{
+    let mut seen = HashMap::new();
+    for (a, b) in pairs::<A, B>() {
+        let shown = format!("{a:?} / {b:?}");
+        if let Some(other) = seen.insert(key(a, b), shown.clone()) {
+            assert_eq!(other, shown, "two argument lists share a key");
+        }
+    }
+}
+
+#[test]
+fn templates_keep_keys_injective() {
+    assert_keys_injective(colon_separated::key);
+    assert_keys_injective(comma_separated::key);
+    assert_keys_injective(bar_separated::key);
+}
+
+/// An enum without variants has no values, and derives `KeyPart` all the same.
+#[derive(KeyPart)]
+#[allow(dead_code)]
+enum Never {}

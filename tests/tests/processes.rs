@@ -196,3 +196,65 @@ async fn three_processes_all_see_the_write() {
         instance.quit().await;
     }
 }
+
+/// The in-test twin of the instance binary's `cold`: the same key, type and namespace, a
+/// fast body.
+#[cachemacro::cached(key = "cold:<id>", fleet_single_flight = "20s", cache = cachemacro_tests::current())]
+async fn cold(id: u64) -> String {
+    format!("cold {id} loaded here")
+}
+
+#[tokio::test]
+async fn when_the_instance_loading_for_the_fleet_is_killed_another_loads_after_its_lease_expires() {
+    let server = RedisServer::start();
+    let mut a = Instance::start("A", &server).await;
+    // A takes the lease and loads for 30 s; its answer never comes.
+    a.stdin.write_all(b"cold 1\n").await.unwrap();
+    a.stdin.flush().await.unwrap();
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + REPLY;
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg("procs:c1:f:k:cold:1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A takes the lease");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = cachemacro::Cache::builder()
+        .namespace("procs")
+        .redis(server.url())
+        .build()
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let started = Instant::now();
+            let value = cachemacro_tests::on(&b, cold(1)).await;
+            (value, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "B waits for A while A holds the lease"
+    );
+    a.child.start_kill().unwrap();
+    let (value, waited) = waiting.await.unwrap();
+    eprintln!("B loaded {waited:?} after it asked (A killed 500 ms in)");
+    assert_eq!(value, "cold 1 loaded here", "B loaded it itself");
+    assert!(
+        waited < Duration::from_secs(10),
+        "B did not wait out the 20 s bound: the lease expired first ({waited:?})"
+    );
+    assert_eq!(b.stats().fleet_waits, 1);
+}

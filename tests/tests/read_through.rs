@@ -359,7 +359,7 @@ async fn fails_first_time(id: u64) -> Result<u64, String> {
 }
 
 #[tokio::test]
-async fn waiting_callers_retry_after_the_leader_errs() {
+async fn waiting_callers_share_the_leaders_error_when_it_can_be_cloned() {
     let leader = tokio::spawn(fails_first_time(9));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let followers: Vec<_> = (0..5).map(|_| tokio::spawn(fails_first_time(9))).collect();
@@ -367,12 +367,52 @@ async fn waiting_callers_retry_after_the_leader_errs() {
     for f in followers {
         assert_eq!(
             f.await.unwrap(),
+            Err("database down".to_string()),
+            "a waiter gets the result of the load it waited for"
+        );
+    }
+    assert_eq!(
+        FAILING_FLIGHT_CALLS.load(Ordering::SeqCst),
+        1,
+        "one load in all"
+    );
+    assert_eq!(fails_first_time(9).await, Ok(9), "the error was not cached");
+}
+
+/// An error that cannot be cloned.
+#[derive(Debug, PartialEq)]
+struct Down;
+
+static OPAQUE_FLIGHT_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "opaque-flight:<id>", cache = &*CACHE)]
+async fn fails_first_time_opaquely(id: u64) -> Result<u64, Down> {
+    let n = OPAQUE_FLIGHT_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if n == 0 {
+        Err(Down)
+    } else {
+        Ok(id)
+    }
+}
+
+#[tokio::test]
+async fn waiting_callers_load_once_more_together_when_the_error_cannot_be_shared() {
+    let leader = tokio::spawn(fails_first_time_opaquely(9));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let followers: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(fails_first_time_opaquely(9)))
+        .collect();
+    assert_eq!(leader.await.unwrap(), Err(Down));
+    for f in followers {
+        assert_eq!(
+            f.await.unwrap(),
             Ok(9),
-            "a waiter is not handed the leader's error"
+            "a waiter is not handed an error it cannot be given a copy of"
         );
     }
     // One of the waiters loaded again; the others shared its value.
-    assert_eq!(FAILING_FLIGHT_CALLS.load(Ordering::SeqCst), 2);
+    assert_eq!(OPAQUE_FLIGHT_CALLS.load(Ordering::SeqCst), 2);
 }
 
 // ---- the wrong type under a key ----
@@ -393,4 +433,58 @@ async fn a_value_of_another_type_under_the_key_is_a_miss() {
     assert_eq!(as_text(1).await, "#1");
     assert_eq!(TYPED_CALLS.load(Ordering::SeqCst), 1);
     assert_eq!(CACHE.get::<u32>("shared:1").await.unwrap(), None);
+}
+
+// ---- two functions on one key template ----
+
+static CLASH_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Types of their own: a conflict is reported once per pair of types per process.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ClashName(String);
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ClashAge(u32);
+
+#[cached(key = "clash:<id>", cache = &*CACHE)]
+async fn clash_name(id: u64) -> ClashName {
+    CLASH_LOADS.fetch_add(1, Ordering::SeqCst);
+    ClashName(format!("name {id}"))
+}
+
+#[cached(key = "clash:<id>", cache = &*CACHE)]
+async fn clash_age(id: u64) -> ClashAge {
+    CLASH_LOADS.fetch_add(1, Ordering::SeqCst);
+    ClashAge(id as u32)
+}
+
+#[tokio::test]
+async fn two_functions_on_one_key_template_are_reported_once_and_counted() {
+    let (logs, _guard) = cachemacro_tests::Logs::capture();
+    let before = CACHE.stats().type_conflicts;
+    for _ in 0..3 {
+        assert_eq!(clash_name(1).await, ClashName("name 1".into()));
+        assert_eq!(clash_age(1).await, ClashAge(1));
+    }
+    assert_eq!(
+        CLASH_LOADS.load(Ordering::SeqCst),
+        6,
+        "each evicts the other"
+    );
+    assert!(CACHE.stats().type_conflicts - before >= 5);
+    let warnings: Vec<String> = logs
+        .at_least(tracing::Level::WARN)
+        .into_iter()
+        .filter(|line| line.contains("clash:1"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one line per pair of types: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("ClashName") && warnings[0].contains("ClashAge"),
+        "{}",
+        warnings[0]
+    );
 }

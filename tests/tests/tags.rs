@@ -164,3 +164,41 @@ async fn pruning_in_memory_tag_registrations_keeps_loads_in_flight() {
         "the invalidated load was not cached"
     );
 }
+
+// ---- a rolling deploy from the version that kept tags in plain sets ----
+
+#[cached(key = "rolling:<id>", tags = ["rolling"], cache = current())]
+async fn rolling(id: u64) -> String {
+    name("rolling", id)
+}
+
+#[tokio::test]
+async fn tags_registered_by_an_older_version_are_invalidated_and_it_sees_ours() {
+    use redis::AsyncCommands;
+    let server = RedisServer::start();
+    let mut raw = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // An instance of the older version registered an entry in the plain set of the tag.
+    let legacy = "app:c1:t:rolling";
+    let _: () = raw.sadd(legacy, "app:c1:k:rolling:1").await.unwrap();
+    let _: () = raw.pexpire(legacy, 60_000).await.unwrap();
+    let cache = instance(&server, "app").await;
+    assert_eq!(on(&cache, rolling(1)).await, "user1");
+    // Our loads also go into the older version's set while it exists, so that an older
+    // instance's invalidation of the tag finds them.
+    assert_eq!(on(&cache, rolling(2)).await, "user2");
+    let members: Vec<String> = raw.smembers(legacy).await.unwrap();
+    assert!(
+        members.contains(&"app:c1:k:rolling:2".to_owned()),
+        "{members:?}"
+    );
+    // Our invalidation finds what the older version registered.
+    rename("rolling", 1, "Ada");
+    rename("rolling", 2, "Bob");
+    assert_eq!(cache.invalidate_tag("rolling").await.unwrap(), 2);
+    assert_eq!(on(&cache, rolling(1)).await, "Ada");
+    assert_eq!(on(&cache, rolling(2)).await, "Bob");
+}

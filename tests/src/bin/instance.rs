@@ -2,7 +2,7 @@
 //!
 //! Usage: `instance <redis-url>` (or `REDIS_URL` in the environment). The instance uses the
 //! global cache, built on that Redis in namespace `procs`, and one cached read,
-//! [`product`], over a pretend database: the plain Redis key `db:product:<id>`, which every
+//! [`product()`], over a pretend database: the plain Redis key `db:product:<id>`, which every
 //! process shares and which is `v1` until someone writes it.
 //!
 //! It reads one command per line on stdin and answers one line on stdout:
@@ -13,6 +13,7 @@
 //! | `write <id> <value>` | `ok` once the row is written and the cache entry removed, else `err <message>` |
 //! | `local <id>` | `yes` when this process's L1 holds the entry, else `no` |
 //! | `bus` | `yes` when the invalidation bus is subscribed, else `no` |
+//! | `cold <id>` | the value of [`cold()`], a fleet-wide single flight whose body takes 30 s |
 //! | `quit` | no answer: the process exits (so does end of input) |
 //!
 //! Anything else is answered with `err <message>`.
@@ -28,7 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// The database connection, separate from the cache's own Redis connections.
 static DB: OnceCell<MultiplexedConnection> = OnceCell::new();
 
-/// How many times the body of [`product`] ran in this process.
+/// How many times the body of [`product()`] ran in this process.
 static BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// The database key of product `id`.
@@ -47,6 +48,14 @@ async fn product(id: u64) -> String {
     BODY_RUNS.fetch_add(1, Ordering::SeqCst);
     let row: Option<String> = db().get(row_key(id)).await.expect("the database answers");
     row.unwrap_or_else(|| "v1".to_owned())
+}
+
+/// A slow load under fleet-wide single flight: the instance that takes the lease holds it
+/// for 30 s (long enough to be killed while it loads).
+#[cached(key = "cold:<id>", fleet_single_flight = "20s")]
+async fn cold(id: u64) -> String {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    format!("cold {id} loaded by {}", std::process::id())
 }
 
 /// Writes product `id` in the database, then invalidates its cache entry everywhere.
@@ -89,6 +98,10 @@ async fn answer(line: &str) -> Option<String> {
             parse_id(id).map(|id| yes_no(cachemacro::global().contains_local(&product::key(id))))
         }
         ["bus"] => Ok(yes_no(cachemacro::global().bus_connected())),
+        ["cold", id] => match parse_id(id) {
+            Ok(id) => Ok(cold(id).await),
+            Err(e) => Err(e),
+        },
         _ => Err(format!("unknown command `{line}`")),
     };
     // One line per answer, whatever the error says.

@@ -1,0 +1,454 @@
+//! The companion of a cached function: its key, its scope, and its invalidation.
+//!
+//! A free function `get_user` gets a module `get_user` with `key`, `remove_cached`,
+//! `remove_local` (and `scope` when it is scoped); a `&self` method gets methods beside it,
+//! `<name>_key`, `<name>_remove_cached`, `<name>_remove_local` (and `<name>_scope`), since
+//! an `impl` block cannot hold a module. They take the parameters the key reads (through
+//! the key or the scope template), and every type and const parameter of the function,
+//! since those are part of the key too.
+
+use std::collections::HashSet;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{GenericParam, Generics, WherePredicate};
+
+use crate::expand::{scope_tokens, KeyCode};
+use crate::valid::{collect_names, Kind, Model, Param};
+
+pub(crate) fn generate(model: &Model, key: &KeyCode) -> TokenStream {
+    if model.kind != Kind::Free {
+        // A method's default key is written from `type_name::<Self>()`; the path is unused.
+        items(model, key, Some(&model.func.vis), quote!(""))
+    } else {
+        let name = &model.func.sig.ident;
+        let vis = &model.func.vis;
+        // Inside the module, `module_path!()` is the function's own path.
+        let items = items(model, key, None, quote!(::core::module_path!()));
+        let doc = format!(
+            "Cache operations of the `#[cached]` function `{name}`: its key, and its invalidation here and on every instance."
+        );
+        quote! {
+            #[doc = #doc]
+            #[allow(non_snake_case, clippy::all)]
+            #vis mod #name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #items
+            }
+        }
+    }
+}
+
+/// The companion functions. `method`: the function's visibility, for companions beside a
+/// method or associated function, named after it; `None` for those of a companion module.
+fn items(
+    model: &Model,
+    key: &KeyCode,
+    method: Option<&syn::Visibility>,
+    path: TokenStream,
+) -> TokenStream {
+    let name = &model.func.sig.ident;
+    let keyed: Vec<&Param> = model.keyed.iter().map(|&i| &model.params[i]).collect();
+    let scoped: Vec<&Param> = model.scoped.iter().map(|&i| &model.params[i]).collect();
+    let inputs = |params: &[&Param]| -> Vec<TokenStream> {
+        params
+            .iter()
+            .map(|p| {
+                let ident = &p.ident;
+                let ty = &p.ty;
+                quote!(#ident: #ty)
+            })
+            .collect()
+    };
+    let mut key_inputs = inputs(&keyed);
+    let scope_inputs = inputs(&scoped);
+    if let Some(batch) = &model.batch {
+        // A batch function's companions take one element where the function takes the
+        // collection, as the single-item function with that parameter does.
+        let (element, ty) = (&batch.element, &batch.element_ty);
+        let at = model
+            .keyed
+            .iter()
+            .filter(|&&i| i < batch.collection)
+            .count();
+        key_inputs.insert(at, quote!(#element: #ty));
+    }
+    let receiver = (model.kind == Kind::Method).then(|| quote!(&self,));
+    let (key_inputs, scope_inputs, vis, names, what) = match method {
+        Some(vis) => (
+            quote!(#receiver #(#key_inputs),*),
+            quote!(#receiver #(#scope_inputs),*),
+            quote!(#[allow(clippy::all)] #vis),
+            [
+                format_ident!("{}_key", name),
+                format_ident!("{}_scope", name),
+                format_ident!("{}_remove_cached", name),
+                format_ident!("{}_remove_local", name),
+            ],
+            if model.kind == Kind::Method {
+                format!("the cached method `{name}`")
+            } else {
+                format!("the cached function `{name}`")
+            },
+        ),
+        None => (
+            quote!(#(#key_inputs),*),
+            quote!(#(#scope_inputs),*),
+            quote!(pub),
+            [
+                format_ident!("key"),
+                format_ident!("scope"),
+                format_ident!("remove_cached"),
+                format_ident!("remove_local"),
+            ],
+            format!("`{name}`"),
+        ),
+    };
+    let [key_fn, scope_fn, remove_fn, local_fn] = names;
+    let generics = companion_generics(&model.func.sig.generics, &keyed, true);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let scope_generics = companion_generics(&model.func.sig.generics, &scoped, false);
+    let (scope_impl_generics, _, scope_where_clause) = scope_generics.split_for_impl();
+    let cache = match &model.args.cache {
+        // Spanned as in the function's body, so that a wrong type is reported once.
+        Some(expr) => quote_spanned! {expr.span()=>
+            // Deref coercion takes a `Cache`, `&Cache`, `Arc<Cache>`, `LazyLock<Cache>`...
+            #[allow(clippy::needless_borrow, clippy::borrow_deref_ref, clippy::explicit_auto_deref)]
+            let __cachemacro_cache: &::cachemacro::__private::Cache = &#expr;
+        },
+        None => quote! {
+            let __cachemacro_global = ::cachemacro::__private::global_for_companion();
+            let __cachemacro_cache: &::cachemacro::__private::Cache = &__cachemacro_global;
+        },
+    };
+    let (scope_let, scope) = scope_tokens(model);
+    let capacity = key.capacity;
+    let plain_key = key.build(
+        quote!(::cachemacro::__private::String::with_capacity(#capacity)),
+        &path,
+    );
+    let storage_key = key.build(
+        quote!(::cachemacro::__private::key_buffer(__cachemacro_cache, #scope, #capacity)),
+        &path,
+    );
+    // Counts an invalidation for the function (`FunctionStats::invalidations_sent`), under
+    // the function's path: the companion module's own path, or the method's.
+    let site_path = if method.is_some() {
+        let name = name.to_string();
+        quote!(::core::concat!(::core::module_path!(), "::", #name))
+    } else {
+        quote!(::core::module_path!())
+    };
+    let sent = quote! {{
+        static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
+            ::cachemacro::__private::Site::new(#site_path);
+        ::cachemacro::__private::invalidation_sent(&__CACHEMACRO_SITE);
+    }};
+    let calls = calls(
+        model,
+        &cache,
+        &storage_key,
+        &vis,
+        method.is_some(),
+        &what,
+        &sent,
+    );
+    let many = many(model, &cache, &storage_key, &vis, method, &what, &sent);
+    let doc_remove = format!(
+        "Removes what {what} cached for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
+         Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
+    );
+    let doc_local = format!(
+        "Removes this process's in-memory copy of what {what} cached for these arguments; Redis and peers are untouched."
+    );
+    let key_and_scope = if model.scope.is_some() {
+        let doc_key = format!(
+            "Where {what} caches these arguments: the scope's name and the key inside it.\n\n\
+             Reach the entry through its scope: `cache.scope(key.scope()).remove(key.key())`."
+        );
+        let doc_scope = format!(
+            "The name of the scope {what} caches these arguments in, as `Cache::scope` takes it: `cache.scope(&...).clear()` clears every entry of that scope."
+        );
+        quote! {
+            #[doc = #doc_key]
+            #vis fn #key_fn #impl_generics (#key_inputs) -> ::cachemacro::__private::ScopedKey #where_clause {
+                #scope_let
+                ::cachemacro::__private::ScopedKey::new(
+                    ::cachemacro::__private::Option::unwrap_or_default(#scope),
+                    #plain_key,
+                )
+            }
+
+            #[doc = #doc_scope]
+            #vis fn #scope_fn #scope_impl_generics (#scope_inputs) -> ::cachemacro::__private::String #scope_where_clause {
+                #scope_let
+                ::cachemacro::__private::String::from(
+                    ::cachemacro::__private::Option::unwrap_or_default(#scope),
+                )
+            }
+        }
+    } else {
+        let doc_key = format!(
+            "The key {what} caches these arguments under (before the namespace is added), as `Cache::remove` takes it."
+        );
+        quote! {
+            #[doc = #doc_key]
+            #vis fn #key_fn #impl_generics (#key_inputs) -> ::cachemacro::__private::String #where_clause {
+                #plain_key
+            }
+        }
+    };
+    quote! {
+        #key_and_scope
+
+        #[doc = #doc_remove]
+        #vis async fn #remove_fn #impl_generics (#key_inputs)
+            -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error> #where_clause
+        {
+            #cache
+            #scope_let
+            let __cachemacro_key = #storage_key;
+            #sent
+            ::cachemacro::__private::remove(__cachemacro_cache, __cachemacro_key).await
+        }
+
+        #[doc = #doc_local]
+        #vis fn #local_fn #impl_generics (#key_inputs) #where_clause {
+            #cache
+            #scope_let
+            let __cachemacro_key = #storage_key;
+            ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
+        }
+
+        #calls
+
+        #many
+    }
+}
+
+/// `remove_cached_many`, for a batch function: every element's entry, in one round trip.
+fn many(
+    model: &Model,
+    cache: &TokenStream,
+    storage_key: &TokenStream,
+    vis: &TokenStream,
+    method: Option<&syn::Visibility>,
+    what: &str,
+    sent: &TokenStream,
+) -> TokenStream {
+    let Some(batch) = &model.batch else {
+        return TokenStream::new();
+    };
+    let name = &model.func.sig.ident;
+    let many_fn = if method.is_some() {
+        format_ident!("{}_remove_cached_many", name)
+    } else {
+        format_ident!("remove_cached_many")
+    };
+    let (element, ty) = (&batch.element, &batch.element_ty);
+    let mut inputs: Vec<TokenStream> = model
+        .keyed
+        .iter()
+        .map(|&i| {
+            let p = &model.params[i];
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        })
+        .collect();
+    // The elements where the function takes the collection.
+    let at = model
+        .keyed
+        .iter()
+        .filter(|&&i| i < batch.collection)
+        .count();
+    inputs.insert(at, quote!(__cachemacro_elements: &[#ty]));
+    let receiver = (model.kind == Kind::Method).then(|| quote!(&self,));
+    let (scope_let, _) = scope_tokens(model);
+    let doc = format!(
+        "Removes what {what} cached for each of these elements, here, in Redis (one round trip) and on every peer."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis async fn #many_fn (#receiver #(#inputs),*)
+            -> ::cachemacro::__private::Result<(), ::cachemacro::__private::Error>
+        {
+            #cache
+            #scope_let
+            let mut __cachemacro_keys = ::cachemacro::__private::Vec::with_capacity(__cachemacro_elements.len());
+            for #element in __cachemacro_elements {
+                __cachemacro_keys.push(#storage_key);
+                #sent
+            }
+            ::cachemacro::__private::batch::remove_many(__cachemacro_cache, __cachemacro_keys).await
+        }
+    }
+}
+
+/// `refresh` and `uncached`: the function called through its cache in another way. They
+/// take every parameter of the function, as it does.
+fn calls(
+    model: &Model,
+    cache: &TokenStream,
+    storage_key: &TokenStream,
+    vis: &TokenStream,
+    method: bool,
+    what: &str,
+    sent: &TokenStream,
+) -> TokenStream {
+    let name = &model.func.sig.ident;
+    let refresh = model.batch.is_none();
+    let (refresh_fn, uncached_fn) = if method {
+        (
+            format_ident!("{}_refresh", name),
+            format_ident!("{}_uncached", name),
+        )
+    } else {
+        (format_ident!("refresh"), format_ident!("uncached"))
+    };
+    let sig = &model.func.sig;
+    let generics = &sig.generics;
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let params: Vec<TokenStream> = model
+        .params
+        .iter()
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        })
+        .collect();
+    let args: Vec<&syn::Ident> = model.params.iter().map(|p| &p.ident).collect();
+    let receiver = (model.kind == Kind::Method).then(|| quote!(&self,));
+    // Type and const arguments, unless a parameter is `impl Trait` (which forbids them).
+    let explicit = !model.params.iter().any(|p| {
+        p.ty.to_token_stream()
+            .into_iter()
+            .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
+    });
+    let turbofish = if explicit && !model.type_args.is_empty() {
+        let names = model.type_args.iter().map(|a| a.ident());
+        quote!(::<#(#names),*>)
+    } else {
+        TokenStream::new()
+    };
+    let call = match model.kind {
+        Kind::Method => quote!(self.#name #turbofish (#(#args),*)),
+        Kind::Associated => quote!(Self::#name #turbofish (#(#args),*)),
+        Kind::Free => quote!(super::#name #turbofish (#(#args),*)),
+    };
+    let ret = match &sig.output {
+        syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
+        syn::ReturnType::Default => quote!(()),
+    };
+    let (scope_let, _) = scope_tokens(model);
+    let doc_refresh = format!(
+        "Reloads what {what} caches for these arguments, stores it and returns it: removes the entry (here, in Redis and on every peer, like `remove_cached`), then calls the function, which loads afresh. For write paths that would rather warm the cache than leave it cold.\n\n\
+         Returns an error, without calling the function, when the removal could not reach Redis."
+    );
+    let doc_uncached = format!(
+        "Calls {what} without the cache: the body runs and nothing is read or stored (cached functions it calls are not cached either)."
+    );
+    let refresh = refresh.then(|| quote! {
+        #[doc = #doc_refresh]
+        #vis async fn #refresh_fn #impl_generics (#receiver #(#params),*)
+            -> ::cachemacro::__private::Result<#ret, ::cachemacro::__private::Error> #where_clause
+        {
+            {
+                #cache
+                #scope_let
+                let __cachemacro_key = #storage_key;
+                #sent
+                ::cachemacro::__private::remove(__cachemacro_cache, __cachemacro_key).await?;
+            }
+            ::cachemacro::__private::Ok(#call.await)
+        }
+    });
+    quote! {
+        #refresh
+
+        #[doc = #doc_uncached]
+        #vis async fn #uncached_fn #impl_generics (#receiver #(#params),*) -> #ret #where_clause {
+            ::cachemacro::__private::without_cache(#call).await
+        }
+    }
+}
+
+/// The generic parameters (and where predicates) a companion function needs: those its
+/// parameters use, and with `all_types` every type and const parameter (they are part of
+/// the key).
+fn companion_generics(generics: &Generics, used: &[&Param], all_types: bool) -> Generics {
+    let mut names = HashSet::new();
+    for p in used {
+        collect_names(p.ty.to_token_stream(), &mut names);
+    }
+    let param_name = |gp: &GenericParam| match gp {
+        GenericParam::Type(t) => t.ident.to_string(),
+        GenericParam::Lifetime(l) => l.lifetime.to_string(),
+        GenericParam::Const(c) => c.ident.to_string(),
+    };
+    for gp in generics.params.iter().filter(|_| all_types) {
+        if !matches!(gp, GenericParam::Lifetime(_)) {
+            names.insert(param_name(gp));
+        }
+    }
+    // Bounds can mention further parameters (`T: Into<U>`, `T: 'a`): include those too.
+    loop {
+        let before = names.len();
+        for gp in &generics.params {
+            if names.contains(&param_name(gp)) {
+                collect_names(gp.to_token_stream(), &mut names);
+            }
+        }
+        if let Some(wc) = &generics.where_clause {
+            for pred in &wc.predicates {
+                if predicate_subject(pred).is_some_and(|s| mentions(&s, &names)) {
+                    collect_names(pred.to_token_stream(), &mut names);
+                }
+            }
+        }
+        if names.len() == before {
+            break;
+        }
+    }
+    let mut out = Generics {
+        params: generics
+            .params
+            .iter()
+            .filter(|gp| names.contains(&param_name(gp)))
+            .cloned()
+            .collect(),
+        ..Generics::default()
+    };
+    if let Some(wc) = &generics.where_clause {
+        let mut wc = wc.clone();
+        wc.predicates = wc
+            .predicates
+            .into_iter()
+            .filter(|pred| predicate_subject(pred).is_some_and(|s| mentions(&s, &names)))
+            .collect();
+        if !wc.predicates.is_empty() {
+            out.where_clause = Some(wc);
+        }
+    }
+    if !out.params.is_empty() {
+        out.lt_token = Some(Default::default());
+        out.gt_token = Some(Default::default());
+    }
+    out
+}
+
+fn predicate_subject(pred: &WherePredicate) -> Option<TokenStream> {
+    match pred {
+        WherePredicate::Type(t) => Some(t.bounded_ty.to_token_stream()),
+        WherePredicate::Lifetime(l) => Some(l.lifetime.to_token_stream()),
+        _ => None,
+    }
+}
+
+fn mentions(tokens: &TokenStream, names: &HashSet<String>) -> bool {
+    let mut found = HashSet::new();
+    collect_names(tokens.clone(), &mut found);
+    found.iter().any(|n| names.contains(n))
+}

@@ -1,0 +1,86 @@
+//! Background work of a cache (refreshes ahead of expiry, reloads that went on past a soft
+//! timeout), counted so that [`Cache::shutdown`](crate::Cache::shutdown) can wait for it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// The tasks a cache runs in the background.
+#[derive(Default)]
+pub(crate) struct Background {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// One running task; dropped when it ends, is aborted or panics.
+struct Running(Arc<Background>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Background {
+    /// Runs `work` in a task of its own, counted until it ends.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(Arc::clone(self));
+        tokio::spawn(async move {
+            let _running = running;
+            work.await;
+        });
+    }
+
+    /// Waits until no task runs.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            // Registered before the check: a task ending in between still wakes us.
+            notified.as_mut().enable();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// How many tasks run now.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn idle_waits_for_every_task_even_a_panicking_one() {
+        let background = Arc::new(Background::default());
+        background.idle().await;
+        let done = Arc::new(AtomicUsize::new(0));
+        for ms in [30, 60] {
+            let done = Arc::clone(&done);
+            background.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        background.spawn(async { panic!("a failing refresh") });
+        assert!(background.running() >= 2);
+        background.idle().await;
+        assert_eq!(done.load(Ordering::SeqCst), 2);
+        assert_eq!(background.running(), 0);
+    }
+}

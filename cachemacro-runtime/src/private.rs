@@ -1,0 +1,624 @@
+//! What `#[cached]` and `#[derive(KeyPart)]` expand to. Not a public API: it changes without
+//! notice. Generated code names these items only through `::cachemacro::__private::…`.
+//!
+//! Several choices here are made by the type checker rather than by the macro, which sees
+//! only tokens: whether a return type is a `Result` or an `Option` (through any alias),
+//! whether a value can be cached, whether a parameter's type can be part of a key. They use
+//! *autoref specialization*: a method is looked up first on `Probe` (where an impl with the
+//! interesting bound lives), then on `&Probe` (the fallback, without the bound), so the
+//! bound picks the method. The generated code turns the outcome into a compile error with a
+//! message of its own, through a trait it defines locally with
+//! `#[diagnostic::on_unimplemented]` (a local trait can name the parameter in its message,
+//! and keeps this crate's paths out of the error).
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use crate::global::{
+    bypassed, global_for_companion, global_unless_bypassed, without_cache, GlobalCache,
+};
+pub use crate::key::{write_text, ScopedKey};
+pub use crate::output::{Always, Mode, OkOnly, SomeOnly};
+pub use crate::site::{Call, Site};
+
+/// Counts an invalidation sent by a companion of the function of `site`.
+#[inline]
+pub fn invalidation_sent(site: &'static Site) {
+    site.invalidation_sent();
+}
+pub use crate::{Cache, Error, KeyPart};
+pub use core::marker::PhantomData;
+pub use core::option::Option::{self, None, Some};
+pub use core::result::Result::{self, Err, Ok};
+pub use core::time::Duration;
+pub use std::string::String;
+pub use std::vec::Vec;
+pub use tracing;
+
+use crate::key::Place;
+
+fn place(scope: Option<&str>) -> Place<'_> {
+    match scope {
+        Some(name) => Place::Scope(name),
+        None => Place::Unscoped,
+    }
+}
+
+/// An empty storage key for `scope`, with room for `extra` bytes of key.
+#[inline]
+pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
+    cache.key_buffer(place(scope), extra)
+}
+
+/// The hit path of a cached function: `Ok` with the L1 value when present and of the
+/// right type, else `Err` with the storage key (and, past the value's refresh point, the
+/// value).
+#[inline]
+pub fn lookup<M: Mode<R>, R>(
+    cache: &Cache,
+    scope: Option<&str>,
+    write: impl FnOnce(&mut String),
+    site: &'static Site,
+    span: &tracing::Span,
+) -> Result<R, Looked<R>> {
+    cache
+        .lookup::<M::Value>(place(scope), write, site, span)
+        .map(M::wrap)
+        .map_err(|looked| looked.map(M::wrap))
+}
+
+pub use crate::read::{Detached, Here, Looked, Run as RunBody, Solo};
+pub use crate::resilience::{Fleet, Resilience};
+
+/// A body that may run in the background: any future that is `Send` and owns what it uses.
+#[diagnostic::on_unimplemented(
+    message = "`soft_timeout`, `hard_timeout` and `refresh_ahead` let a load go on in the background, so the function's future must be `Send` and own what it uses",
+    label = "this function's body cannot run in a task of its own",
+    note = "hold no `Rc`, `RefCell` borrow or `MutexGuard` across an `.await`, and take owned arguments (`String`, not `&str`)"
+)]
+pub trait Background: Future + Send + 'static {}
+
+impl<F: Future + Send + 'static> Background for F {}
+
+/// The body of a function that asked for background work: it must be able to detach.
+#[inline]
+pub fn detach<F>(fut: F) -> Detached<F::Output>
+where
+    F: Background,
+    F::Output: Send + 'static,
+{
+    Detached(Box::pin(fut))
+}
+
+/// Finds out, at the call site, whether a body can run in a task of its own (autoref
+/// specialization, as [`ShareProbe`] does): only used where the function's arguments are
+/// owned, so that `'static` holds whenever the rest does.
+pub struct BodyProbe<F>(PhantomData<fn() -> F>);
+
+impl<F> BodyProbe<F> {
+    /// The probe for the body `_fut`.
+    #[inline]
+    pub fn of(_fut: &F) -> Self {
+        BodyProbe(PhantomData)
+    }
+}
+
+/// The body can detach.
+pub trait BodyDetachable<F: Future> {
+    /// As a [`Detached`] body.
+    fn body(&self, fut: F) -> Detached<F::Output>;
+}
+
+impl<F> BodyDetachable<F> for BodyProbe<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    #[inline]
+    fn body(&self, fut: F) -> Detached<F::Output> {
+        Detached(Box::pin(fut))
+    }
+}
+
+/// The body runs in the caller's task.
+pub trait BodyHere<F> {
+    /// As a [`Here`] body.
+    fn body(&self, fut: F) -> Here<F>;
+}
+
+impl<F> BodyHere<F> for &BodyProbe<F> {
+    #[inline]
+    fn body(&self, fut: F) -> Here<F> {
+        Here(fut)
+    }
+}
+
+/// The miss path of a cached function: single flight, L2, the body. Boxed, so that the
+/// caller's future stays small on the hit path.
+#[inline]
+pub fn load<'a, M, R, B>(
+    cache: &'a Cache,
+    storage_key: String,
+    options: crate::read::LoadOptions,
+    share: Option<Share<R>>,
+    body: B,
+) -> Pin<Box<impl Future<Output = R> + 'a>>
+where
+    M: Mode<R> + 'a,
+    R: 'a,
+    B: RunBody<M, R> + Solo<R> + 'a,
+{
+    let span = options.call.span.clone();
+    Box::pin(tracing::Instrument::instrument(
+        cache.load::<M, R, B>(storage_key, options, share, body),
+        span,
+    ))
+}
+
+pub use crate::read::Share;
+
+/// Finds out, at the call site, whether `R` can be shared between the callers of one load
+/// (autoref specialization: the method of [`ShareByClone`] takes `&ShareProbe<R>` and
+/// applies when `R: Clone + Send + 'static`; otherwise the method of [`ShareNot`], which
+/// takes `&&ShareProbe<R>`, is found one auto-reference later).
+pub struct ShareProbe<R>(std::marker::PhantomData<fn() -> R>);
+
+impl<R> ShareProbe<R> {
+    /// A probe for `R`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ShareProbe(std::marker::PhantomData)
+    }
+}
+
+/// `R` is shared by cloning it.
+pub trait ShareByClone<R> {
+    /// `Some`: clone it.
+    fn share(&self) -> Option<Share<R>>;
+}
+
+impl<R: Clone + Send + 'static> ShareByClone<R> for ShareProbe<R> {
+    fn share(&self) -> Option<Share<R>> {
+        Some(Share::cloning())
+    }
+}
+
+/// `R` cannot be shared.
+pub trait ShareNot<R> {
+    /// `None`: each caller needs a result of its own.
+    fn share(&self) -> Option<Share<R>>;
+}
+
+impl<R> ShareNot<R> for &ShareProbe<R> {
+    fn share(&self) -> Option<Share<R>> {
+        None
+    }
+}
+
+/// `remove_cached`.
+pub async fn remove(cache: &Cache, storage_key: String) -> Result<(), Error> {
+    cache.remove_at(&storage_key).await
+}
+
+/// `remove_local`.
+pub fn remove_local(cache: &Cache, storage_key: String) {
+    cache.remove_local_at(&storage_key);
+}
+
+/// `cache` unless caching is bypassed here ([`crate::without_cache`]).
+#[inline]
+pub fn unless_bypassed(cache: &Cache) -> Option<&Cache> {
+    if bypassed() || cache.is_shut_down() {
+        None
+    } else {
+        Some(cache)
+    }
+}
+
+/// Appends the type arguments of a generic function to its key: `<name,name>`, each
+/// type's name escaped as text, so `load::<A>` and `load::<B>` never share an entry.
+/// No escaped name contains `<`, so the last `<` of a key starts this suffix.
+pub fn write_type_names(names: &[&str], out: &mut String) {
+    out.push('<');
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_text(name, out);
+    }
+    out.push('>');
+}
+
+/// What a cache miss (or a hit due for a refresh) needs to load and store the value.
+pub struct Miss<'a, R> {
+    cache: &'a Cache,
+    key: String,
+    /// A value to return at once while the body refreshes it in the background.
+    ready: Option<R>,
+    ttl: Option<Duration>,
+    tags: Vec<String>,
+    resilience: Resilience,
+    call: Call,
+}
+
+impl<'a, R> Miss<'a, R> {
+    /// A miss (as the lookup found it) in `cache`.
+    #[inline]
+    pub fn new(
+        cache: &'a Cache,
+        looked: Looked<R>,
+        ttl: Option<Duration>,
+        tags: Vec<String>,
+        resilience: Resilience,
+        call: Call,
+    ) -> Self {
+        let (key, ready) = match looked {
+            Looked::Miss(key) => (key, None),
+            Looked::Refresh(key, value) => (key, Some(value)),
+        };
+        Self {
+            cache,
+            key,
+            ready,
+            ttl,
+            tags,
+            resilience,
+            call,
+        }
+    }
+}
+
+/// A future that is a value ready now (a hit refreshed in the background), the load of a
+/// miss, or the body run without the cache; boxed, so the caller's future does not grow with
+/// the body.
+pub type Run<L, F, R> = futures_util::future::Either<
+    futures_util::future::Ready<R>,
+    futures_util::future::Either<Pin<Box<L>>, Pin<Box<F>>>,
+>;
+
+/// What `#[cached(batch(id in ids))]` expands to.
+pub mod batch {
+    use super::*;
+
+    pub use crate::batch::{
+        Absence, BatchCollection, BatchReturn, Begun, CachedAsNone, Ident, NotCached,
+    };
+
+    /// The elements of the batch's collection, cloned.
+    #[inline]
+    pub fn elements<C: BatchCollection<K> + ?Sized, K>(collection: &C) -> Vec<K> {
+        collection.elements()
+    }
+
+    /// Looks up every element: L1, then Redis in one round trip; registers the missing
+    /// ones as loads in flight. `R` is the function's return type; `A` says whether the
+    /// elements the body leaves out are cached as absent.
+    // The arguments are the attribute's, spelled out by generated code.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin<R, K, A>(
+        cache: &Cache,
+        scope: Option<&str>,
+        items: Vec<K>,
+        write: impl Fn(&K, &mut String),
+        ident: Ident<K>,
+        tags: impl Fn(&K) -> Vec<String>,
+        ttl: Option<Duration>,
+        version: u32,
+        resilience: Resilience,
+        call: Call,
+    ) -> Begun<K, R::Value, A>
+    where
+        R: BatchReturn<K>,
+        A: Absence<R::Value>,
+    {
+        let options = crate::read::LoadOptions {
+            ttl,
+            version,
+            tags: Vec::new(),
+            resilience,
+            call,
+        };
+        crate::batch::begin(cache, scope, items, write, ident, tags, &options).await
+    }
+
+    /// `remove_cached_many`: every element's entry, in one round trip.
+    pub async fn remove_many(cache: &Cache, storage_keys: Vec<String>) -> Result<(), Error> {
+        cache.remove_many_at(&storage_keys).await
+    }
+}
+
+/// The choice of how a function's return value is cached, and whether it can be.
+pub mod select {
+    use super::*;
+
+    /// A probe for the return type `R`.
+    pub struct Probe<R: ?Sized>(PhantomData<fn() -> Box<R>>);
+
+    impl<R: ?Sized> Probe<R> {
+        /// The probe.
+        #[inline]
+        pub const fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    impl<R: ?Sized> Default for Probe<R> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// `R` is a `Result` (through any alias): cache `Ok` values.
+    pub trait AutoResult {
+        /// The mode.
+        fn __cachemacro_auto(&self) -> OkOnly {
+            OkOnly
+        }
+        /// The mode for `result = true`.
+        fn __cachemacro_result(&self) -> OkOnly {
+            OkOnly
+        }
+    }
+    impl<T, E> AutoResult for Probe<Result<T, E>> {}
+
+    /// `R` is an `Option`: cache `Some` values, or every value with `cache_none`.
+    pub trait AutoOption {
+        /// The mode.
+        fn __cachemacro_auto(&self) -> SomeOnly {
+            SomeOnly
+        }
+        /// The mode for `option = true`.
+        fn __cachemacro_option(&self) -> SomeOnly {
+            SomeOnly
+        }
+        /// The mode for `cache_none = true`.
+        fn __cachemacro_cache_none(&self) -> Always {
+            Always
+        }
+    }
+    impl<T> AutoOption for Probe<Option<T>> {}
+
+    /// Any other `R`: cache every value; or a declared mode that does not fit `R`, which
+    /// the generated code reports.
+    pub trait AutoPlain {
+        /// The mode.
+        fn __cachemacro_auto(&self) -> Always {
+            Always
+        }
+        /// `result = true` on a type that is not a `Result`.
+        fn __cachemacro_result(&self) -> Mismatch {
+            Mismatch
+        }
+        /// `option = true` on a type that is not an `Option`.
+        fn __cachemacro_option(&self) -> Mismatch {
+            Mismatch
+        }
+        /// `cache_none = true` on a type that is not an `Option`.
+        fn __cachemacro_cache_none(&self) -> Mismatch {
+            Mismatch
+        }
+    }
+    impl<R: ?Sized> AutoPlain for &Probe<R> {}
+
+    /// A declared mode (`result = true`, `option = true`, `cache_none`) that does not fit
+    /// the return type; the generated code reports it, so nothing else does.
+    pub struct Mismatch;
+
+    /// The cached part of `R` under a mode, whether or not it can be cached.
+    pub trait ModeOf<R: ?Sized> {
+        /// The cached value.
+        type Value: ?Sized;
+    }
+    impl<T> ModeOf<T> for Always {
+        type Value = T;
+    }
+    impl<T, E> ModeOf<Result<T, E>> for OkOnly {
+        type Value = T;
+    }
+    impl<T> ModeOf<Option<T>> for SomeOnly {
+        type Value = T;
+    }
+    impl<R: ?Sized> ModeOf<R> for Mismatch {
+        type Value = ();
+    }
+
+    /// The mode `M` chosen for the return type `R`.
+    pub struct Dispatch<M, R>(PhantomData<(M, fn() -> R)>);
+
+    impl<M, R> Dispatch<M, R> {
+        /// Pairs the chosen mode with the return type.
+        #[inline]
+        pub fn new(_mode: M, _probe: Probe<R>) -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    /// The value can be cached: the real lookup and load.
+    pub trait ViaCache<M, R> {
+        /// The way to the cache.
+        fn __cachemacro_dispatch(&self) -> Cached<M, R> {
+            Cached(PhantomData)
+        }
+    }
+    impl<M: Mode<R>, R> ViaCache<M, R> for Dispatch<M, R> {}
+
+    /// The value cannot be cached, or the mode does not fit: the generated code reports
+    /// it, and this stand-in keeps the rest of the function free of further errors.
+    pub trait ViaNothing<M, R> {
+        /// The stand-in.
+        fn __cachemacro_dispatch(&self) -> Rejected<M, R> {
+            Rejected(PhantomData)
+        }
+    }
+    impl<M, R> ViaNothing<M, R> for &Dispatch<M, R> {}
+
+    /// The probe for the cached value's type.
+    pub struct ValueProbe<V: ?Sized>(PhantomData<fn() -> Box<V>>);
+
+    impl<V: ?Sized> ValueProbe<V> {
+        /// The type, for the generated check's message.
+        #[inline]
+        pub fn phantom(&self) -> PhantomData<V> {
+            PhantomData
+        }
+    }
+
+    /// The value's type is a `CacheValue`.
+    pub trait Cacheable {
+        /// `yes`.
+        fn __cachemacro_verdict<Y, N>(&self, yes: Y, _no: N) -> Y {
+            yes
+        }
+    }
+    impl<V: crate::CacheValue> Cacheable for ValueProbe<V> {}
+
+    /// The value's type is not a `CacheValue`.
+    pub trait NotCacheable {
+        /// `no`.
+        fn __cachemacro_verdict<Y, N>(&self, _yes: Y, no: N) -> N {
+            no
+        }
+    }
+    impl<V: ?Sized> NotCacheable for &ValueProbe<V> {}
+
+    /// The real lookup and load, for a mode that fits and a value that can be cached.
+    pub struct Cached<M, R>(PhantomData<(M, fn() -> R)>);
+
+    impl<M: Mode<R>, R> Cached<M, R> {
+        /// The probe of the cached value's type.
+        #[inline]
+        pub fn value_probe(&self) -> ValueProbe<M::Value> {
+            ValueProbe(PhantomData)
+        }
+
+        /// See [`lookup`](super::lookup).
+        #[inline]
+        pub fn lookup(
+            &self,
+            cache: &Cache,
+            scope: Option<&str>,
+            write: impl FnOnce(&mut String),
+            site: &'static Site,
+            span: &tracing::Span,
+        ) -> Result<R, Looked<R>> {
+            super::lookup::<M, R>(cache, scope, write, site, span)
+        }
+
+        /// Loads and stores a miss, or runs the body without the cache: when caching is
+        /// bypassed (`miss` is `None`), or the TTL is zero. A hit past its refresh point
+        /// returns its value at once and refreshes it in the background.
+        #[inline]
+        pub fn run<'a, B>(
+            &self,
+            miss: Option<Miss<'a, R>>,
+            version: u32,
+            share: Option<Share<R>>,
+            body: B,
+        ) -> Run<impl Future<Output = R> + 'a, impl Future<Output = R> + 'a, R>
+        where
+            M: 'a,
+            R: 'a,
+            B: RunBody<M, R> + Solo<R> + 'a,
+        {
+            use futures_util::future::{ready, Either};
+            match miss {
+                Some(miss) if miss.ttl != Some(Duration::ZERO) => {
+                    let options = crate::read::LoadOptions {
+                        ttl: miss.ttl,
+                        version,
+                        tags: miss.tags,
+                        resilience: miss.resilience,
+                        call: miss.call,
+                    };
+                    match miss.ready {
+                        Some(value) => {
+                            body.refresh(miss.cache, miss.key, options);
+                            Either::Left(ready(value))
+                        }
+                        None => Either::Right(Either::Left(load::<M, R, B>(
+                            miss.cache, miss.key, options, share, body,
+                        ))),
+                    }
+                }
+                Some(Miss {
+                    ready: Some(value), ..
+                }) => Either::Left(ready(value)),
+                _ => Either::Right(Either::Right(Box::pin(body.run_alone()))),
+            }
+        }
+    }
+
+    /// The stand-in for a function whose value cannot be cached: never runs, because the
+    /// generated check fails to compile.
+    pub struct Rejected<M, R>(PhantomData<(M, fn() -> R)>);
+
+    impl<M: ModeOf<R>, R> Rejected<M, R> {
+        /// The probe of the cached value's type.
+        #[inline]
+        pub fn value_probe(&self) -> ValueProbe<M::Value> {
+            ValueProbe(PhantomData)
+        }
+    }
+
+    impl<M, R> Rejected<M, R> {
+        /// Always a miss.
+        #[inline]
+        pub fn lookup(
+            &self,
+            _cache: &Cache,
+            _scope: Option<&str>,
+            _write: impl FnOnce(&mut String),
+            _site: &'static Site,
+            _span: &tracing::Span,
+        ) -> Result<R, Looked<R>> {
+            Err(Looked::Miss(String::new()))
+        }
+
+        /// Runs the body.
+        #[inline]
+        pub fn run<B: Solo<R>>(
+            &self,
+            _miss: Option<Miss<'_, R>>,
+            _version: u32,
+            _share: Option<Share<R>>,
+            body: B,
+        ) -> Pin<Box<impl Future<Output = R>>> {
+            Box::pin(body.run_alone())
+        }
+    }
+}
+
+/// The checks on parameters: can a parameter's type be part of a key?
+pub mod check {
+    use super::*;
+
+    /// A parameter's value.
+    pub struct Param<'a, T: ?Sized>(pub &'a T);
+
+    /// The parameter's type is a key part.
+    pub trait IsKeyPart {
+        /// `yes`.
+        fn __cachemacro_verdict<Y, N>(&self, yes: Y, _no: N) -> Y {
+            yes
+        }
+        /// Writes the value (a key without template).
+        fn __cachemacro_write(&self, out: &mut String);
+    }
+    impl<T: KeyPart + ?Sized> IsKeyPart for Param<'_, T> {
+        #[inline]
+        fn __cachemacro_write(&self, out: &mut String) {
+            self.0.write_key_part(out);
+        }
+    }
+
+    /// The parameter's type is not a key part.
+    pub trait NotKeyPart {
+        /// `no`.
+        fn __cachemacro_verdict<Y, N>(&self, _yes: Y, no: N) -> N {
+            no
+        }
+        /// Writes nothing: the generated check has already failed to compile.
+        fn __cachemacro_write(&self, _out: &mut String) {}
+    }
+    impl<T: ?Sized> NotKeyPart for &Param<'_, T> {}
+}

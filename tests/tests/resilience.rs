@@ -1,0 +1,459 @@
+//! When the source fails or is slow: serve the last good value (`stale_for`), answer
+//! before a slow reload finishes (`soft_timeout`), give up on a reload (`hard_timeout`),
+//! reload before expiry (`refresh_ahead`), one load per fleet (`fleet_single_flight`); and
+//! an invalidation always wins over all of them. Each scenario runs in memory and against a
+//! real redis-server with several instances.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cachemacro::{cached, Cache};
+use cachemacro_tests::{current, eventually, instance, on, RedisServer};
+
+/// A pretend database whose behaviour a test switches.
+struct Source {
+    mode: AtomicU8,
+    value: AtomicU64,
+    runs: AtomicUsize,
+}
+
+const OK: u8 = 0;
+const FAIL: u8 = 1;
+const SLOW: u8 = 2;
+const PANIC: u8 = 3;
+
+impl Source {
+    const fn new() -> Self {
+        Self {
+            mode: AtomicU8::new(OK),
+            value: AtomicU64::new(1),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    async fn read(&self) -> Result<u64, String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        match self.mode.load(Ordering::SeqCst) {
+            FAIL => Err("database down".into()),
+            SLOW => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(self.value.load(Ordering::SeqCst))
+            }
+            PANIC => panic!("the driver panicked"),
+            _ => Ok(self.value.load(Ordering::SeqCst)),
+        }
+    }
+
+    fn set(&self, mode: u8, value: u64) {
+        self.mode.store(mode, Ordering::SeqCst);
+        self.value.store(value, Ordering::SeqCst);
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+/// The caches a scenario runs on: in memory, and two instances on one Redis.
+async fn caches(server: &RedisServer) -> [Cache; 3] {
+    [
+        Cache::in_memory(),
+        instance(server, "app").await,
+        instance(server, "app").await,
+    ]
+}
+
+// ---- (a), (b): stale_for ----
+
+static FAIL_SAFE: Source = Source::new();
+
+#[cached(key = "fail-safe:<id>", ttl = "1s", stale_for = "1h", cache = current())]
+async fn fail_safe(id: u64) -> Result<u64, String> {
+    let _ = id;
+    FAIL_SAFE.read().await
+}
+
+#[tokio::test]
+async fn a_failing_reload_serves_the_last_good_value_and_is_not_retried_at_once() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        FAIL_SAFE.set(OK, 1);
+        assert_eq!(on(cache, fail_safe(id)).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        FAIL_SAFE.set(FAIL, 2);
+        let runs = FAIL_SAFE.runs();
+        assert_eq!(
+            on(cache, fail_safe(id)).await,
+            Ok(1),
+            "the reload failed: the stale value"
+        );
+        assert_eq!(FAIL_SAFE.runs(), runs + 1);
+        // The fail-safe throttle: the stale value is served again without a reload.
+        for _ in 0..5 {
+            assert_eq!(on(cache, fail_safe(id)).await, Ok(1));
+        }
+        assert_eq!(
+            FAIL_SAFE.runs(),
+            runs + 1,
+            "the failing source is not hammered"
+        );
+    }
+    // Another instance, which never had the value in memory, finds it stale in Redis.
+    let runs = FAIL_SAFE.runs();
+    assert_eq!(on(&b, fail_safe(2)).await, Ok(1));
+    assert_eq!(FAIL_SAFE.runs(), runs + 1);
+    assert!(b.stats().stale_served >= 1);
+}
+
+static REMOVED: Source = Source::new();
+
+#[cached(key = "removed:<id>", ttl = "1s", stale_for = "1h", cache = current())]
+async fn removed(id: u64) -> Result<u64, String> {
+    let _ = id;
+    REMOVED.read().await
+}
+
+#[tokio::test]
+async fn after_an_invalidation_the_failure_is_returned_not_the_removed_value() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        REMOVED.set(OK, 1);
+        assert_eq!(on(cache, removed(id)).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        on(cache, removed::remove_cached(id)).await.unwrap();
+        REMOVED.set(FAIL, 2);
+        assert_eq!(
+            on(cache, removed(id)).await,
+            Err("database down".into()),
+            "a removed value is never served as stale"
+        );
+    }
+    assert_eq!(on(&b, removed(2)).await, Err("database down".into()));
+}
+
+static GROUPED: Source = Source::new();
+
+#[cached(key = "grouped:<id>", ttl = "1s", stale_for = "1h", tags = ["all"], cache = current())]
+async fn grouped(id: u64) -> Result<u64, String> {
+    let _ = id;
+    GROUPED.read().await
+}
+
+#[tokio::test]
+async fn tags_purge_and_clear_also_win_over_stale_values() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    let mut id = 0;
+    for cache in [&memory, &a] {
+        for how in ["tag", "purge", "clear"] {
+            if how == "clear" && !std::ptr::eq(cache, &memory) {
+                // `clear` drops copies in memory only; a value in Redis stays, as any does.
+                continue;
+            }
+            id += 1;
+            GROUPED.set(OK, 1);
+            assert_eq!(on(cache, grouped(id)).await, Ok(1));
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            match how {
+                "tag" => drop(cache.invalidate_tag("all").await.unwrap()),
+                "purge" => drop(cache.purge().await.unwrap()),
+                _ => cache.clear().await.unwrap(),
+            }
+            GROUPED.set(FAIL, 2);
+            assert_eq!(
+                on(cache, grouped(id)).await,
+                Err("database down".into()),
+                "after `{how}` the removed value is not served as stale"
+            );
+            if !std::ptr::eq(cache, &memory) {
+                assert_eq!(on(&b, grouped(id)).await, Err("database down".into()));
+            }
+        }
+    }
+}
+
+static PANICS: Source = Source::new();
+
+#[cached(key = "panics:<id>", ttl = "1s", stale_for = "1h", cache = current())]
+async fn panics(id: u64) -> u64 {
+    let _ = id;
+    PANICS.read().await.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_panicking_reload_serves_the_stale_value() {
+    let cache = Cache::in_memory();
+    PANICS.set(OK, 7);
+    assert_eq!(on(&cache, panics(1)).await, 7);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    PANICS.set(PANIC, 8);
+    assert_eq!(
+        on(&cache, panics(1)).await,
+        7,
+        "the stale value, not the panic"
+    );
+}
+
+// ---- (c): soft and hard timeouts ----
+
+static SOFT: Source = Source::new();
+
+#[cached(key = "soft:<id>", ttl = "1s", stale_for = "1h", soft_timeout = "100ms", cache = current())]
+async fn soft(id: u64) -> Result<u64, String> {
+    let _ = id;
+    SOFT.read().await
+}
+
+#[tokio::test]
+async fn a_slow_reload_answers_with_the_stale_value_and_stores_the_new_one_later() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        SOFT.set(OK, 1);
+        assert_eq!(on(cache, soft(id)).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        SOFT.set(SLOW, 2);
+        let runs = SOFT.runs();
+        let started = Instant::now();
+        assert_eq!(on(cache, soft(id)).await, Ok(1), "the stale value, at once");
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+        // The reload finishes in the background and stores its value.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while on(cache, soft(id)).await != Ok(2) {
+            assert!(Instant::now() < deadline, "the new value arrives");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(SOFT.runs(), runs + 1, "the body ran once for all of it");
+    }
+    assert_eq!(on(&b, soft(2)).await, Ok(2), "the peer reads the new value");
+}
+
+static HARD: Source = Source::new();
+
+#[cached(key = "hard:<id>", ttl = "1s", stale_for = "1h", hard_timeout = "300ms", cache = current())]
+async fn hard(id: &str) -> Result<u64, String> {
+    let _ = id;
+    HARD.read().await
+}
+
+#[tokio::test]
+async fn a_reload_past_the_hard_timeout_counts_as_failed_even_for_a_borrowing_function() {
+    let cache = Cache::in_memory();
+    HARD.set(OK, 1);
+    assert_eq!(on(&cache, hard("x")).await, Ok(1));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    HARD.set(SLOW, 2);
+    let started = Instant::now();
+    assert_eq!(on(&cache, hard("x")).await, Ok(1));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(900),
+        "waited {waited:?}: about the hard timeout"
+    );
+}
+
+// ---- (d): refresh ahead ----
+
+static AHEAD: Source = Source::new();
+
+#[cached(key = "ahead:<id>", ttl = "2s", refresh_ahead = 0.5, cache = current())]
+async fn ahead(id: u64) -> Result<u64, String> {
+    let _ = id;
+    AHEAD.read().await
+}
+
+#[tokio::test]
+async fn a_hit_past_the_refresh_point_answers_at_once_and_reloads_in_the_background() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        AHEAD.set(OK, 1);
+        let runs = AHEAD.runs();
+        assert_eq!(on(cache, ahead(id)).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        AHEAD.set(OK, 2);
+        let started = Instant::now();
+        assert_eq!(on(cache, ahead(id)).await, Ok(1), "the old value, at once");
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(
+            eventually(Duration::from_secs(2), || cache
+                .contains_local(&ahead::key(id)))
+            .await
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while on(cache, ahead(id)).await != Ok(2) {
+            assert!(Instant::now() < deadline, "the new value arrives");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(AHEAD.runs(), runs + 2, "the body ran exactly twice");
+    }
+    assert_eq!(on(&b, ahead(2)).await, Ok(2));
+}
+
+static FLEET_AHEAD: Source = Source::new();
+
+#[cached(key = "fleet-ahead:<id>", ttl = "2s", refresh_ahead = 0.5, cache = current())]
+async fn fleet_ahead(id: u64) -> Result<u64, String> {
+    let _ = id;
+    FLEET_AHEAD.read().await
+}
+
+#[tokio::test]
+async fn across_the_fleet_one_instance_refreshes_and_the_others_take_its_value() {
+    let server = RedisServer::start();
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        fleet.push(instance(&server, "app").await);
+    }
+    for cache in &fleet {
+        assert_eq!(on(cache, fleet_ahead(1)).await, Ok(1));
+    }
+    assert_eq!(FLEET_AHEAD.runs(), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    FLEET_AHEAD.set(OK, 2);
+    for cache in &fleet {
+        assert_eq!(on(cache, fleet_ahead(1)).await, Ok(1));
+    }
+    for cache in &fleet {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while on(cache, fleet_ahead(1)).await != Ok(2) {
+            assert!(
+                Instant::now() < deadline,
+                "every instance gets the new value"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(FLEET_AHEAD.runs(), 2, "one refresh for the whole fleet");
+}
+
+// ---- (e): fleet-wide single flight ----
+
+static COLD: Source = Source::new();
+
+#[cached(key = "cold:<id>", fleet_single_flight = "5s", cache = current())]
+async fn cold(id: u64) -> Result<u64, String> {
+    let _ = id;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    COLD.read().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_and_a_thousand_callers_load_a_cold_key_once() {
+    let server = RedisServer::start();
+    let mut fleet = Vec::new();
+    for _ in 0..4 {
+        fleet.push(instance(&server, "app").await);
+    }
+    COLD.set(OK, 42);
+    let started = Instant::now();
+    let callers: Vec<_> = fleet
+        .iter()
+        .flat_map(|cache| {
+            (0..250).map(move |_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { on(&cache, cold(1)).await })
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Ok(42), "every caller answered");
+    }
+    eprintln!(
+        "1,000 callers on 4 instances answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(COLD.runs(), 1, "the body ran once for the fleet");
+    let waited: u64 = fleet.iter().map(|c| c.stats().fleet_waits).sum();
+    assert_eq!(waited, 3, "three instances waited for the fourth");
+}
+
+// ---- Redis down while entries are stale ----
+
+static OUTAGE: Source = Source::new();
+
+#[cached(key = "outage:<id>", ttl = "1s", stale_for = "1h", hard_timeout = "300ms", cache = current())]
+async fn outage(id: u64) -> Result<u64, String> {
+    let _ = id;
+    OUTAGE.read().await
+}
+
+#[tokio::test]
+async fn with_redis_down_or_hung_stale_values_are_served_within_the_bounds() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .namespace("app")
+        .redis(server.url())
+        .redis_timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    OUTAGE.set(OK, 1);
+    assert_eq!(on(&cache, outage(1)).await, Ok(1));
+    assert_eq!(on(&cache, outage(2)).await, Ok(1));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    OUTAGE.set(SLOW, 2);
+    // Hung: the read waits the Redis timeout, the reload the hard timeout.
+    server.pause();
+    let started = Instant::now();
+    assert_eq!(on(&cache, outage(1)).await, Ok(1));
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(900), "waited {waited:?}");
+    server.resume();
+    // Down: the stale value in memory is still served.
+    server.kill();
+    OUTAGE.set(FAIL, 3);
+    let started = Instant::now();
+    assert_eq!(on(&cache, outage(2)).await, Ok(1));
+    assert!(started.elapsed() < Duration::from_millis(600));
+}
+
+// ---- per-call control ----
+
+static CONTROLLED: Source = Source::new();
+
+#[cached(key = "controlled:<id>", cache = current())]
+async fn controlled(id: u64) -> Result<u64, String> {
+    let _ = id;
+    CONTROLLED.read().await
+}
+
+#[tokio::test]
+async fn refresh_reloads_and_stores_and_uncached_bypasses_the_cache() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        CONTROLLED.set(OK, 1);
+        assert_eq!(on(cache, controlled(id)).await, Ok(1));
+        CONTROLLED.set(OK, 2);
+        assert_eq!(on(cache, controlled(id)).await, Ok(1), "cached");
+        assert_eq!(
+            on(cache, controlled::refresh(id)).await.unwrap(),
+            Ok(2),
+            "refresh returns the fresh value"
+        );
+        let runs = CONTROLLED.runs();
+        assert_eq!(on(cache, controlled(id)).await, Ok(2), "and stored it");
+        assert_eq!(CONTROLLED.runs(), runs);
+        CONTROLLED.set(OK, 3);
+        assert_eq!(on(cache, controlled::uncached(id)).await, Ok(3));
+        assert_eq!(
+            on(cache, controlled(id)).await,
+            Ok(2),
+            "uncached stored nothing"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(2), || !b
+            .contains_local(&controlled::key(2)))
+        .await
+    );
+    assert_eq!(
+        on(&b, controlled(2)).await,
+        Ok(2),
+        "the peer reads the refreshed value"
+    );
+}

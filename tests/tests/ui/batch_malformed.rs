@@ -1,0 +1,10 @@
+use std::collections::HashMap;
+
+use cachemacro::cached;
+
+#[cached(key = "user:<id>", batch(ids))]
+async fn users(ids: Vec<u64>) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, format!("user {id}"))).collect()
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use std::collections::HashMap;
+
+use cachemacro::cached;
+
+#[cached(key = "user:<id>", batch(id in ids), soft_timeout = "50ms", stale_for = "1h")]
+async fn users(ids: Vec<u64>) -> HashMap<u64, String> {
+    ids.iter().map(|&id| (id, format!("user {id}"))).collect()
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use cachemacro::cached;
+
+#[cached(key = "user:<id>", ignore = "verbose")]
+async fn get_user(id: u64, verbose: bool) -> u64 {
+    let _ = verbose;
+    id
+}
+
+fn main() {}
