@@ -162,13 +162,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
-    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+    // Ctrl-C (or the end of the check) stops taking requests and drains those in flight.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = stopped => {}
+                }
+            })
+            .await
+    });
     if check {
         self_check(addr).await?;
-        println!("axum_service --check: every request answered as expected");
-        return Ok(());
+        let _ = stop.send(());
     }
     server.await??;
+    // Then the cache: background refreshes store what they load, the instance leaves the
+    // invalidation bus and closes its Redis connection.
+    let cache = cachemacro::global();
+    cache.shutdown().await;
+    if check {
+        if !cache.is_shut_down() {
+            return Err("the cache did not shut down".into());
+        }
+        println!("axum_service --check: every request answered as expected; shut down");
+    }
     Ok(())
 }
 

@@ -24,9 +24,9 @@ struct Row {
     tags: Vec<String>,
 }
 
-/// About 64 KiB of bincode: 450 rows of a listing.
+/// About 64 KiB of bincode: 640 rows of a listing.
 fn page() -> Vec<Row> {
-    (0..450u64)
+    (0..640u64)
         .map(|i| Row {
             id: 1_000_000 + i * 7919 % 100_000,
             name: format!(
@@ -175,7 +175,7 @@ pub fn compression(redis: &Redis, rounds: usize) {
     let raw = bincode::serialize(&page()).unwrap().len();
     let none = &figures[0];
     let mut md = format!(
-        "A page of 450 rows: {raw} bytes of bincode. One writer instance `set`s it (encode, \
+        "A page of 640 rows: {raw} bytes of bincode. One writer instance `set`s it (encode, \
          compress, `SET`), another `get`s it from Redis (`GET`, decompress, decode; its L1 \
          does not hold the key). Medians of {rounds} rounds, median of 3 interleaved passes; \
          the last two columns are the algorithm alone on the bincode bytes.\n\n\

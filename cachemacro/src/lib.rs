@@ -211,6 +211,13 @@
 //! connection through a failover. [`CacheBuilder::redis_sentinel`] says what a failover to
 //! a lagging replica can cost.
 //!
+//! [`CacheBuilder::redis`] takes what redis-rs takes (a URL, a `ConnectionInfo`...: see
+//! [`RedisTarget`]). Cargo features for production: `tls-rustls` (`rediss://`, and
+//! `CacheBuilder::redis_tls` for a CA of your own), `lz4` and `zstd` (compression of large
+//! values in Redis: [`CacheBuilder::compression`]), `metrics` (export through the
+//! `metrics` facade). [`Cache::shutdown`] ends an instance gracefully: it waits for
+//! background refreshes, leaves the bus and closes the connection.
+//!
 //! - **Read**: L1, then Redis (`GET`), then the function. An L2 hit fills L1 for what is left
 //!   of the Redis TTL, never longer. Concurrent misses in one instance run one L2 lookup and
 //!   at most one function call.
