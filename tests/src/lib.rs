@@ -1012,12 +1012,58 @@ impl Drop for RedisTls {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port held by a socket that is bound but not listening: connections to it are
+/// refused, as to a Redis that is down, and no other test's server can take the port until
+/// [`release`](Self::release) (a killed server's port can be taken meanwhile).
+pub struct RefusingPort {
+    socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl RefusingPort {
+    /// Binds a free port without listening on it.
+    pub fn hold() -> Self {
+        loop {
+            let port = free_port();
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            // Taken since `free_port` looked: try another.
+            if socket.bind(([127, 0, 0, 1], port).into()).is_ok() {
+                return Self { socket, port };
+            }
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Frees the port, to start a server on it ([`RedisServer::start_on`]).
+    pub fn release(self) -> u16 {
+        drop(self.socket);
+        self.port
+    }
+}
+
+/// A loopback port that was free a moment ago, and that this process has not handed out
+/// before: a test that kills its server and starts it again on the same port later must not
+/// find another test's server there meanwhile (the tests of one binary run in parallel).
 pub fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 /// Polls `condition` every 5 ms until it holds or `timeout` passes; returns whether it held.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cachemacro::{cached, Cache};
-use cachemacro_tests::{current, eventually, instance, on, RedisServer};
+use cachemacro_tests::{current, eventually, instance, on, RedisServer, RefusingPort};
 use once_cell::sync::Lazy;
 use redis::AsyncCommands;
 use tokio::sync::Semaphore;
@@ -268,19 +268,18 @@ async fn after_a_redis_restart_no_instance_keeps_a_value_made_stale_around_the_o
 
 #[tokio::test]
 async fn a_cache_built_while_redis_is_down_serves_and_connects_later() {
-    let mut server = RedisServer::start();
-    let port = server.port();
-    server.kill();
+    // Down: connections refused, and the port kept from other tests' servers.
+    let down = RefusingPort::hold();
     let cache = Cache::builder()
         .namespace("app")
-        .redis(format!("redis://127.0.0.1:{port}/"))
+        .redis(format!("redis://127.0.0.1:{}/", down.port()))
         .redis_timeout(Duration::from_millis(300))
         .build()
         .await
         .expect("building does not need Redis up");
     assert!(!cache.bus_connected());
     assert_eq!(cache.get_or_set("k", None, || async { 5u8 }).await, 5);
-    server.restart();
+    let _server = RedisServer::start_on(down.release(), &[]);
     assert!(eventually(Duration::from_secs(10), || cache.bus_connected()).await);
     cache.set("k", 6u8, None).await.unwrap();
     assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(6));
