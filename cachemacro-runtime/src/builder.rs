@@ -230,7 +230,7 @@ impl CacheBuilder {
     /// roots, or against your own CA with `redis_tls` (same feature).
     ///
     /// ```no_run
-    /// # #[tokio::main] async fn main() -> Result<(), cachemacro::Error> {
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use cachemacro::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
     ///
     /// let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -416,14 +416,15 @@ impl CacheBuilder {
     /// Turning it on is a second deploy when older cachemacro versions still run: they read
     /// a compressed value as a miss. Reading compressed values needs no setting.
     ///
-    /// ```no_run
+    #[cfg_attr(feature = "zstd", doc = "```no_run")]
+    #[cfg_attr(not(feature = "zstd"), doc = "```ignore")]
     /// # #[tokio::main] async fn main() -> Result<(), cachemacro::Error> {
     /// // With the cargo feature `zstd` of cachemacro.
     /// use cachemacro::{Cache, Compression};
     ///
     /// let cache = Cache::builder()
     ///     .redis("redis://127.0.0.1:6379")
-    ///     .compression(Compression::Zstd { level: 3 })
+    ///     .compression(Compression::Zstd { level: 1 })
     ///     .build()
     ///     .await?;
     /// # Ok(()) }
