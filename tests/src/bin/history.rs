@@ -12,7 +12,8 @@
 //! with `bump_version`; keys `2*KEYS..3*KEYS` come from a flaky source (it fails or is slow
 //! now and then) and are served stale, answered past a soft timeout, and refreshed ahead,
 //! and invalidated like the first ones; now and then a write invalidates with `purge`
-//! instead.
+//! instead. The group-versioned rows are pages of text that worker 0 stores compressed
+//! with zstd, worker 1 with LZ4 and worker 2 plain (envelope formats 3 and 1 side by side).
 //!
 //! Each line of the out file is an event, times in microseconds since the Unix epoch:
 //!
@@ -117,9 +118,21 @@ async fn rows(ks: Vec<u64>) -> std::collections::HashMap<u64, u64> {
     found
 }
 
+/// A row with a page of text: large enough to be compressed in Redis (envelope format 3) by
+/// the workers that compress.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Page {
+    version: u64,
+    text: String,
+}
+
 #[cached(key = "vrow:v<version>:<k>", ttl = "30s")]
-async fn versioned_row(version: u64, k: u64) -> u64 {
-    load_row(k).await
+async fn versioned_row(version: u64, k: u64) -> Page {
+    let version = load_row(k).await;
+    Page {
+        version,
+        text: format!("row {k} at version {version}; ").repeat(40),
+    }
 }
 
 /// One random operation.
@@ -135,7 +148,7 @@ async fn step() {
     if dice < 75 {
         let value = if versioned {
             match cache.version("rows").await {
-                Ok(version) => versioned_row(version, k).await,
+                Ok(version) => versioned_row(version, k).await.version,
                 // The read could not start: there is nothing to check.
                 Err(_) => return,
             }
@@ -205,11 +218,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?,
     )
     .map_err(|_| "connected once")?;
+    // Workers write their pages compressed with zstd, with LZ4, or plain; every one reads
+    // what the others wrote.
+    let compression = match id % 3 {
+        0 => cachemacro::Compression::Zstd { level: 1 },
+        1 => cachemacro::Compression::Lz4,
+        _ => cachemacro::Compression::None,
+    };
     let cache = cachemacro::Cache::builder()
         .namespace("history")
         .redis(cache_url)
         .redis_timeout(Duration::from_millis(300))
         .bus_heartbeat(Duration::from_millis(200))
+        .compression(compression)
+        .compress_above(256)
         .build()
         .await?;
     cachemacro::set_global(cache.clone())?;
