@@ -14,6 +14,7 @@
 //! and invalidated like the first ones; now and then a write invalidates with `purge`
 //! instead. The group-versioned rows are pages of text that worker 0 stores compressed
 //! with zstd, worker 1 with LZ4 and worker 2 plain (envelope formats 3 and 1 side by side).
+//! Worker 0 stops two seconds early and calls `Cache::shutdown` while the others go on.
 //!
 //! Each line of the out file is an event, times in microseconds since the Unix epoch:
 //!
@@ -260,6 +261,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    // Worker 0 stops two seconds early and shuts its cache down while the others go on:
+    // what its background refreshes store meanwhile is read by them.
+    let seconds = if id == 0 && seconds > 4 {
+        seconds - 2
+    } else {
+        seconds
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -274,6 +282,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         task.await?;
     }
     watcher.abort();
+    cachemacro::global().shutdown().await;
     let stats = cachemacro::global().stats();
     record(format!(
         "S {} {} {} {}",
