@@ -612,7 +612,8 @@ impl CacheBuilder {
         };
         let (bus, listener) = bus::bus(sources, l2.clone(), channel, instance, timings, wakeups);
         let cache = self.assemble(layout, Some(l2), Some(bus), instance);
-        let ready = listener.spawn(Arc::downgrade(cache.inner()));
+        let peer: std::sync::Weak<dyn bus::Peer> = Arc::downgrade(cache.inner()) as _;
+        let ready = listener.spawn(peer);
         let (subscribed, connected) = tokio::join!(
             tokio::time::timeout(timeout, ready),
             link.first_attempt(timeout)

@@ -67,7 +67,6 @@ use redis::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::cache::{Cache, Inner};
 use crate::l2::L2;
 use crate::link::{Fault, Primary, Wakeups};
 use crate::throttle::Throttle;
@@ -247,6 +246,18 @@ pub(crate) struct BusTimings {
     pub(crate) max_backoff: Duration,
 }
 
+/// What the listener does with what it hears. The cache implements it, so that the bus
+/// needs nothing of the cache's internals (and a test could give it another).
+pub(crate) trait Peer: Send + Sync + 'static {
+    /// Another instance's message.
+    fn heard(self: Arc<Self>, message: Message);
+    /// The subscription may have missed messages: forget whatever could have been
+    /// invalidated meanwhile.
+    fn flush(self: Arc<Self>);
+    /// The subscription dropped (counted in the stats).
+    fn disconnected(&self);
+}
+
 /// The publishing side, held by the cache. Dropping it stops the listener.
 pub(crate) struct Bus {
     l2: L2,
@@ -366,13 +377,13 @@ struct Subscription {
 impl Listener {
     /// Runs the listener until the cache is dropped. `ready` fires after the first
     /// subscription.
-    pub(crate) fn spawn(self, cache: Weak<Inner>) -> oneshot::Receiver<()> {
+    pub(crate) fn spawn(self, cache: Weak<dyn Peer>) -> oneshot::Receiver<()> {
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(self.run(cache, ready_tx));
         ready_rx
     }
 
-    async fn run(mut self, cache: Weak<Inner>, ready: oneshot::Sender<()>) {
+    async fn run(mut self, cache: Weak<dyn Peer>, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let mut backoff = Duration::ZERO;
         let complaints = Throttle::new(Duration::from_secs(10));
@@ -408,8 +419,8 @@ impl Listener {
                     if !flush(&cache) {
                         return;
                     }
-                    if let Some(inner) = cache.upgrade() {
-                        crate::stats::bump(&inner.counters.bus_disconnects);
+                    if let Some(peer) = cache.upgrade() {
+                        peer.disconnected();
                     }
                     // The data connection likely broke too: have it checked now rather
                     // than at the next call.
@@ -488,15 +499,15 @@ impl Listener {
     async fn listen(
         &mut self,
         mut subscription: Subscription,
-        cache: &Weak<Inner>,
+        cache: &Weak<dyn Peer>,
     ) -> Option<String> {
         loop {
             tokio::select! {
                 _ = self.stop.changed() => return None,
                 event = subscription.events.recv() => match event {
                     Some(Event::Payload(payload)) => {
-                        let inner = cache.upgrade()?;
-                        self.apply(&Cache::from_arc(inner), &payload);
+                        let peer = cache.upgrade()?;
+                        self.apply(peer, &payload);
                     }
                     Some(Event::Lost(reason)) => return Some(reason),
                     None => return Some("every connection ended".to_owned()),
@@ -505,26 +516,14 @@ impl Listener {
         }
     }
 
-    fn apply(&self, cache: &Cache, payload: &[u8]) {
-        let message = Message::decode(payload);
-        if let Some((from, message)) = &message {
-            if *from != self.instance {
-                crate::stats::bump(&cache.inner.counters.invalidations_received);
-                tracing::debug!(target: "cachemacro", ?message, "invalidation received");
-            }
-        }
-        match message {
+    /// Hands another instance's message to the cache; drops this instance's own.
+    fn apply(&self, peer: Arc<dyn Peer>, payload: &[u8]) {
+        match Message::decode(payload) {
             Some((from, _)) if from == self.instance => {}
-            Some((_, Message::Remove(key))) => cache.remove_local_at(&key),
-            Some((_, Message::Clear)) => cache.clear_memory_at(""),
-            Some((_, Message::ClearPrefix(prefix))) => cache.clear_memory_at(&prefix),
-            Some((_, Message::Version { group, version })) => {
-                cache.inner.versions.raise(&group, version);
+            Some((_, message)) => {
+                tracing::debug!(target: "cachemacro", ?message, "invalidation received");
+                peer.heard(message);
             }
-            Some((_, Message::Tag(tag))) => {
-                cache.remove_local_tag(&tag);
-            }
-            Some((_, Message::Filled(key))) => cache.inner.waiters.wake(&key),
             None => {
                 tracing::debug!("invalidation bus: ignored a message this version does not read")
             }
@@ -826,12 +825,10 @@ fn heartbeat(timings: BusTimings) -> tokio::time::Interval {
 }
 
 /// Clears the local cache; `false` when the cache is gone.
-fn flush(cache: &Weak<Inner>) -> bool {
+fn flush(cache: &Weak<dyn Peer>) -> bool {
     match cache.upgrade() {
-        Some(inner) => {
-            // Bumps may have been missed too: versions are read from Redis again.
-            inner.versions.doubt_all();
-            Cache::from_arc(inner).clear_memory_at("");
+        Some(peer) => {
+            peer.flush();
             true
         }
         None => false,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::builder::CacheBuilder;
-use crate::bus::{Bus, Message};
+use crate::bus::{Bus, Message, Peer};
 use crate::codec::{self, CodecError};
 use crate::envelope;
 use crate::flight::Flights;
@@ -75,6 +75,36 @@ pub(crate) struct Inner {
     pub(crate) background: Arc<crate::background::Background>,
     /// Set by [`Cache::shutdown`]: calls then bypass the cache.
     pub(crate) shut: std::sync::atomic::AtomicBool,
+}
+
+/// What the invalidation bus hears, applied to this process's cache.
+impl Peer for Inner {
+    fn heard(self: Arc<Self>, message: Message) {
+        crate::stats::bump(&self.counters.invalidations_received);
+        let cache = Cache::from_arc(self);
+        match message {
+            Message::Remove(key) => cache.remove_local_at(&key),
+            Message::Clear => cache.clear_memory_at(""),
+            Message::ClearPrefix(prefix) => cache.clear_memory_at(&prefix),
+            Message::Version { group, version } => {
+                cache.inner.versions.raise(&group, version);
+            }
+            Message::Tag(tag) => {
+                cache.remove_local_tag(&tag);
+            }
+            Message::Filled(key) => cache.inner.waiters.wake(&key),
+        }
+    }
+
+    fn flush(self: Arc<Self>) {
+        // Bumps may have been missed too: versions are read from Redis again.
+        self.versions.doubt_all();
+        Cache::from_arc(self).clear_memory_at("");
+    }
+
+    fn disconnected(&self) {
+        crate::stats::bump(&self.counters.bus_disconnects);
+    }
 }
 
 impl std::fmt::Debug for Cache {
