@@ -30,14 +30,12 @@
 //! ```
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens};
-use syn::spanned::Spanned;
-use syn::{Ident, ReturnType};
+use quote::quote;
+use syn::Ident;
 
-use crate::checks;
 use crate::expand::{
-    cache_tokens, fn_path, pin_return, resilience_tokens, scope_tokens, site_and_span, tags_tokens,
-    ttl_tokens, KeyCode,
+    cache_tokens, fn_path, param_checks, pin_return, resilience_tokens, ret_tokens, scope_tokens,
+    site_and_span, tags_tokens, ttl_tokens, KeyCode,
 };
 use crate::valid::Model;
 
@@ -45,14 +43,9 @@ use crate::valid::Model;
 pub(crate) fn body(model: &Model, key: &KeyCode) -> TokenStream {
     let batch = model.batch.as_ref().expect("a batch function");
     let func = &model.func;
-    let (ret, ret_span) = match &func.sig.output {
-        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
-        ReturnType::Default => (quote!(()), Span::call_site()),
-    };
-    let mut checks = TokenStream::new();
-    for &i in &model.left_out {
-        checks.extend(checks::left_out(&model.params[i]));
-    }
+    let (ret, ret_span) = ret_tokens(&func.sig);
+    // A batch function always has a key template.
+    let checks = param_checks(model);
     let cache = cache_tokens(model);
     let (scope_let, scope) = scope_tokens(model);
     let ttl = ttl_tokens(model);

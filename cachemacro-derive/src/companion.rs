@@ -14,7 +14,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{GenericParam, Generics, WherePredicate};
 
-use crate::expand::{scope_tokens, KeyCode};
+use crate::expand::{fn_path, ret_tokens, scope_tokens, KeyCode};
 use crate::valid::{collect_names, Kind, Model, Param};
 
 pub(crate) fn generate(model: &Model, key: &KeyCode) -> TokenStream {
@@ -137,8 +137,7 @@ fn items(
     // Counts an invalidation for the function (`FunctionStats::invalidations_sent`), under
     // the function's path: the companion module's own path, or the method's.
     let site_path = if method.is_some() {
-        let name = name.to_string();
-        quote!(::core::concat!(::core::module_path!(), "::", #name))
+        fn_path(model)
     } else {
         quote!(::core::module_path!())
     };
@@ -338,10 +337,7 @@ fn calls(
         Kind::Associated => quote!(Self::#name #turbofish (#(#args),*)),
         Kind::Free => quote!(super::#name #turbofish (#(#args),*)),
     };
-    let ret = match &sig.output {
-        syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
-        syn::ReturnType::Default => quote!(()),
-    };
+    let (ret, _) = ret_tokens(sig);
     let (scope_let, _) = scope_tokens(model);
     let doc_refresh = format!(
         "Reloads what {what} caches for these arguments, stores it and returns it: removes the entry (here, in Redis and on every peer, like `remove_cached`), then calls the function, which loads afresh. For write paths that would rather warm the cache than leave it cold.\n\n\

@@ -509,18 +509,19 @@ pub(crate) fn cache_tokens(model: &Model) -> TokenStream {
     }
 }
 
-/// The new body of the cached function.
-fn body(model: &Model, key: &KeyCode) -> TokenStream {
-    if model.batch.is_some() {
-        return crate::batch::body(model, key);
-    }
-    let func = &model.func;
-    let (ret, ret_span) = match &func.sig.output {
+/// The function's return type (`()` when it declares none), and where to point errors
+/// about it.
+pub(crate) fn ret_tokens(sig: &syn::Signature) -> (TokenStream, Span) {
+    match &sig.output {
         ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
         ReturnType::Default => (quote!(()), Span::call_site()),
-    };
+    }
+}
 
-    // Compile-time checks.
+/// The checks that the parameters can be what the key makes of them: with a template, that
+/// the ones left out of it cannot be key parts (else they must be named or ignored);
+/// without, that every one in the default key is a key part.
+pub(crate) fn param_checks(model: &Model) -> TokenStream {
     let mut checks = TokenStream::new();
     if model.key.is_some() {
         for &i in &model.left_out {
@@ -531,6 +532,19 @@ fn body(model: &Model, key: &KeyCode) -> TokenStream {
             checks.extend(checks::in_default_key(&model.params[i]));
         }
     }
+    checks
+}
+
+/// The new body of the cached function.
+fn body(model: &Model, key: &KeyCode) -> TokenStream {
+    if model.batch.is_some() {
+        return crate::batch::body(model, key);
+    }
+    let func = &model.func;
+    let (ret, ret_span) = ret_tokens(&func.sig);
+
+    // Compile-time checks.
+    let mut checks = param_checks(model);
     let ret_ty = match &func.sig.output {
         ReturnType::Type(_, ty) => Some(&**ty),
         ReturnType::Default => None,

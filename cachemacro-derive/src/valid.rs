@@ -199,16 +199,11 @@ pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> s
             }
         };
     let key = (args.key.as_ref()).and_then(|lit| parse(lit, "key template", &mut errors));
-    let scope = args.scope.as_ref().and_then(|lit| {
-        if lit.value().is_empty() {
-            errors.spanned(
-                lit,
-                "the scope name must not be empty: write `scope = \"users\"`, or leave `scope` out",
-            );
-            return None;
-        }
-        parse(lit, "scope template", &mut errors)
-    });
+    // An empty scope was reported by `args`.
+    let scope = args
+        .scope
+        .as_ref()
+        .and_then(|lit| parse(lit, "scope template", &mut errors));
     let tags: Vec<Template> = (args.tags.iter())
         .filter_map(|lit| parse(lit, "tag template", &mut errors))
         .collect();
