@@ -233,10 +233,7 @@ where
     V: CacheValue,
     A: Absence<V>,
 {
-    let place = match scope {
-        Some(name) => Place::Scope(name),
-        None => Place::Unscoped,
-    };
+    let place = Place::of(scope);
     let plan = cache.plan(options, false);
     let epoch = cache.inner.l2.as_ref().map_or(0, |l2| l2.link().epoch());
     let mut begun = Begun {
@@ -503,12 +500,7 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
                     landing.push((i, value, false));
                     continue;
                 }
-                let fill = match seen {
-                    Seen::Absent => Some(FillIf::Absent),
-                    Seen::Bytes(bytes) => Some(FillIf::Same(bytes)),
-                    Seen::WrongType => Some(FillIf::WrongType),
-                    Seen::Unknown => None,
-                };
+                let fill = seen.fill_if();
                 let encoded = fill.filter(|_| can_fill).and_then(|fill| {
                     cache
                         .encode(

@@ -203,12 +203,7 @@ impl Leader {
     /// went stale, while the load goes on: a stale value served while a slow reload runs
     /// in the background.
     pub(crate) fn interim(&self, l1: &L1, entry: Entry) {
-        {
-            let _shard = self.flights.shard(&self.key);
-            if !self.is_stale() {
-                l1.insert(self.key.clone(), entry.clone());
-            }
-        }
+        self.keep(l1, entry.clone());
         self.flight.tx.send_replace(State::Interim(entry));
     }
 

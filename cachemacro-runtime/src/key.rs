@@ -440,6 +440,13 @@ pub(crate) enum Place<'a> {
     Scope(&'a str),
 }
 
+impl<'a> Place<'a> {
+    /// The place of a key in `scope`, or unscoped.
+    pub(crate) fn of(scope: Option<&'a str>) -> Self {
+        scope.map_or(Place::Unscoped, Place::Scope)
+    }
+}
+
 /// Builds storage keys (see the [module documentation](self)) for one namespace.
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {

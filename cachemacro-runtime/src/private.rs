@@ -37,17 +37,10 @@ pub use tracing;
 
 use crate::key::Place;
 
-fn place(scope: Option<&str>) -> Place<'_> {
-    match scope {
-        Some(name) => Place::Scope(name),
-        None => Place::Unscoped,
-    }
-}
-
 /// An empty storage key for `scope`, with room for `extra` bytes of key.
 #[inline]
 pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
-    cache.key_buffer(place(scope), extra)
+    cache.key_buffer(Place::of(scope), extra)
 }
 
 /// The hit path of a cached function: `Ok` with the L1 value when present and of the
@@ -62,7 +55,7 @@ pub fn lookup<M: Mode<R>, R>(
     span: &tracing::Span,
 ) -> Result<R, Looked<R>> {
     cache
-        .lookup::<M::Value>(place(scope), write, site, span)
+        .lookup::<M::Value>(Place::of(scope), write, site, span)
         .map(M::wrap)
         .map_err(|looked| looked.map(M::wrap))
 }

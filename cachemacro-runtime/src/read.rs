@@ -83,6 +83,18 @@ pub(crate) enum Seen {
     WrongType,
 }
 
+impl Seen {
+    /// What a fill of the key requires it to still hold; `None` when nothing is known.
+    pub(crate) fn fill_if(&self) -> Option<FillIf<'_>> {
+        match self {
+            Seen::Unknown => None,
+            Seen::Absent => Some(FillIf::Absent),
+            Seen::Bytes(bytes) => Some(FillIf::Same(bytes)),
+            Seen::WrongType => Some(FillIf::WrongType),
+        }
+    }
+}
+
 /// How old a value found in Redis is, and how long it stays fresh.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Found {
@@ -183,8 +195,7 @@ impl<M: Mode<R>, R, F: Future<Output = R>> Run<M, R> for Here<F> {
         stale: Option<Stale<M::Value>>,
         share: Option<Share<R>>,
     ) -> R {
-        let hard = load.plan.hard_timeout.filter(|_| stale.is_some());
-        let ran = load.run_holding_lease(self.0, stale.is_some(), hard).await;
+        let ran = load.run_holding_lease(self.0, stale.is_some()).await;
         load.finish::<M, R>(ran, stale, share).await
     }
 }
@@ -211,7 +222,7 @@ where
                 load.race::<M, R>(self.0, stale, share).await
             }
             stale => {
-                let ran = load.run_holding_lease(self.0, stale.is_some(), None).await;
+                let ran = load.run_holding_lease(self.0, stale.is_some()).await;
                 load.finish::<M, R>(ran, stale, share).await
             }
         }
@@ -872,7 +883,7 @@ impl Cache {
             call,
         };
         load.call.load_started();
-        let ran = load.run_holding_lease(body, true, plan.hard_timeout).await;
+        let ran = load.run_holding_lease(body, true).await;
         let _ = load.finish::<M, R>(ran, None, None).await;
     }
 }
@@ -896,14 +907,10 @@ impl<R> Solo<R> for Detached<R> {
 }
 
 impl Load {
-    /// Runs `body`, renewing the fleet lease (when this load holds one) meanwhile.
-    async fn run_holding_lease<F: Future>(
-        &self,
-        body: F,
-        fallback: bool,
-        hard_timeout: Option<Duration>,
-    ) -> Ran<F::Output> {
-        let run = resilience::run_here(body, fallback, hard_timeout);
+    /// Runs `body`, renewing the fleet lease (when this load holds one) meanwhile. With a
+    /// value to `fallback` on, a panic or the plan's hard timeout ends it too.
+    async fn run_holding_lease<F: Future>(&self, body: F, fallback: bool) -> Ran<F::Output> {
+        let run = resilience::run_here(body, fallback, self.plan.hard_timeout);
         match (&self.lease, &self.cache.inner.l2) {
             (Some(lease), Some(l2)) => {
                 let held = resilience::hold(l2, lease, self.cache.inner.instance);
@@ -954,11 +961,10 @@ impl Load {
         crate::stats::bump(&self.cache.inner.counters.stale_served);
         self.call.ended(Ended::Stale);
         // The call ends here; the reload goes on, counted for the function, outside it.
-        let mut this = self;
-        this.call.span = tracing::Span::none();
+        let mut load = self;
+        load.call.span = tracing::Span::none();
         let out = M::Value::clone(&stale.value);
         let rest = plan.hard_timeout.map(|hard| hard.saturating_sub(first));
-        let load = this;
         let background = Arc::clone(&load.cache.inner.background);
         background.spawn(async move {
             let ran = match rest {
@@ -1054,12 +1060,7 @@ impl Load {
             // trust it.
             true
         } else {
-            let fill = match (&cache.inner.l2, &seen) {
-                (Some(l2), Seen::Absent) => Some((l2, FillIf::Absent)),
-                (Some(l2), Seen::Bytes(seen)) => Some((l2, FillIf::Same(seen))),
-                (Some(l2), Seen::WrongType) => Some((l2, FillIf::WrongType)),
-                _ => None,
-            };
+            let fill = cache.inner.l2.as_ref().zip(seen.fill_if());
             match fill {
                 Some((l2, seen)) => {
                     let stored = cache.fill(l2, &skey, seen, &*value, &target, &plan).await;
