@@ -60,10 +60,17 @@ impl Versions {
         known.version
     }
 
-    /// Moves `group` to its next version, for a cache without Redis.
+    /// Moves `group` to its next version, for a cache without Redis: under one lock, so
+    /// two bumps at once never return the same version.
     pub(crate) fn bump(&self, group: &str) -> u64 {
-        let next = self.last_known(group) + 1;
-        self.raise(group, next)
+        let mut groups = self.groups.write().unwrap_or_else(PoisonError::into_inner);
+        let known = groups.entry(group.to_owned()).or_insert(Known {
+            version: 0,
+            confirmed: None,
+        });
+        known.version += 1;
+        known.confirmed = Some(Instant::now());
+        known.version
     }
 
     /// Every version must be confirmed again before use (bumps may have been missed).
