@@ -136,11 +136,14 @@ static SHARD_TAGS: Lazy<Vec<String>> = Lazy::new(|| {
 
 /// The sharded channels of the bus whose classic channel is `classic`, in shard order.
 pub(crate) fn shard_channels(classic: &str) -> Vec<String> {
-    SHARD_TAGS
-        .iter()
-        .enumerate()
-        .map(|(i, tag)| format!("{classic}:s{i}:{{{tag}}}"))
+    (0..SHARD_TAGS.len())
+        .map(|i| shard_channel(classic, i))
         .collect()
+}
+
+/// Sharded channel `i` of the bus whose classic channel is `classic`.
+fn shard_channel(classic: &str, i: usize) -> String {
+    format!("{classic}:s{i}:{{{}}}", SHARD_TAGS[i])
 }
 
 /// The shard of `payload`: the band of its subject's slot (for `del`, the key's own, so its
@@ -160,10 +163,9 @@ pub(crate) fn publish_commands(channels: BusChannels, classic: &str, payload: &s
         commands.push(publish);
     }
     if channels.sharded() {
-        let shard = shard_of(payload);
         let mut publish = redis::cmd("SPUBLISH");
         publish
-            .arg(format!("{classic}:s{shard}:{{{}}}", SHARD_TAGS[shard]))
+            .arg(shard_channel(classic, shard_of(payload)))
             .arg(payload);
         commands.push(publish);
     }
@@ -669,6 +671,8 @@ async fn subscribe_sharded(
         .iter()
         .map(|(_, _, host, port)| (host.clone(), *port))
         .collect();
+    // A primary serving several ranges of slots is listed once.
+    known.sort_unstable();
     known.dedup();
     // Input: the channels. Output: per primary, the channels whose slot it serves.
     let mut by_node: Vec<((String, u16), Vec<String>)> = Vec::new();

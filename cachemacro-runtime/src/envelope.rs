@@ -156,13 +156,10 @@ pub(crate) fn compressed_value(
     raw_len: usize,
     packed: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_COMPRESSED + packed.len());
-    out.extend_from_slice(MAGIC);
-    out.push(FORMAT_COMPRESSED);
-    out.push(KIND_VALUE);
-    out.extend_from_slice(&fingerprint.to_le_bytes());
-    out.extend_from_slice(&life.born_ms.to_le_bytes());
-    out.extend_from_slice(&life.fresh_until_ms.to_le_bytes());
+    // Format 2's header, under format 3's number.
+    let mut out = value_header(life, true, HEADER_COMPRESSED - HEADER_TIMED + packed.len());
+    out[2] = FORMAT_COMPRESSED;
+    set_fingerprint(&mut out, fingerprint);
     out.push(algorithm);
     // Values over 4 GiB are far past any max_value_size: saturate (the reader refuses it).
     out.extend_from_slice(&u32::try_from(raw_len).unwrap_or(u32::MAX).to_le_bytes());

@@ -354,7 +354,6 @@ impl L1 {
         self.capacity
     }
 
-    /// Entries held, not counting those past their `keep_until` (which it drops).
     /// What L1 holds, without sweeping: entries (expired ones not yet dropped included),
     /// their total weight (bytes under a byte bound, else the entry count), and the
     /// evictions so far.
@@ -366,6 +365,7 @@ impl L1 {
         )
     }
 
+    /// Entries held, not counting those past their `keep_until` (which it drops).
     pub(crate) fn entry_count(&self) -> u64 {
         let now = clock::now_ms();
         self.store.retain(|_, entry| entry.is_kept(now));

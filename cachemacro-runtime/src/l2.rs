@@ -31,6 +31,19 @@ pub(crate) enum FillIf<'a> {
     WrongType,
 }
 
+impl FillIf<'_> {
+    /// The FILL script's mode and digest for this condition. `Absent` is first tried with
+    /// `SET NX`; the script's form of it then stores over a foreign empty string (which
+    /// reads exactly like an absent key).
+    fn script_condition(self) -> (&'static str, String) {
+        match self {
+            FillIf::Absent => ("same", sha1_hex(b"")),
+            FillIf::Same(seen) => ("same", sha1_hex(seen)),
+            FillIf::WrongType => ("type", String::new()),
+        }
+    }
+}
+
 /// Registers `KEYS[1]` under each tag, then reads it: one round trip, so that a tag
 /// invalidation that comes later finds the key even while it is still loading.
 ///
@@ -442,24 +455,14 @@ impl L2 {
                                 .arg(millis(ttl))
                                 .arg("NX");
                         }
-                        FillIf::Same(seen) => {
+                        FillIf::Same(_) | FillIf::WrongType => {
+                            let (mode, digest) = seen.script_condition();
                             pipe.cmd("EVAL")
                                 .arg(FILL)
                                 .arg(1)
                                 .arg(key)
-                                .arg("same")
-                                .arg(sha1_hex(seen))
-                                .arg(value)
-                                .arg(millis(ttl))
-                                .arg(limit);
-                        }
-                        FillIf::WrongType => {
-                            pipe.cmd("EVAL")
-                                .arg(FILL)
-                                .arg(1)
-                                .arg(key)
-                                .arg("type")
-                                .arg("")
+                                .arg(mode)
+                                .arg(digest)
                                 .arg(value)
                                 .arg(millis(ttl))
                                 .arg(limit);
@@ -564,26 +567,21 @@ impl L2 {
         limit: usize,
         epoch: u64,
     ) -> Result<bool, Fault> {
-        let (mode, digest) = match seen {
-            FillIf::Absent => {
-                let mut set = redis::cmd("SET");
-                set.arg(key).arg(value).arg("PX").arg(millis(ttl)).arg("NX");
-                let stored: Option<String> = self
-                    .link
-                    .run_on(Access::Read, Some(epoch), |mut conn| async move {
-                        set.query_async(&mut conn).await
-                    })
-                    .await?;
-                if stored.is_some() {
-                    return Ok(true);
-                }
-                // Something is there: a write that came meanwhile, or a foreign empty
-                // string (which reads exactly like an absent key).
-                ("same", sha1_hex(b""))
+        if let FillIf::Absent = seen {
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(value).arg("PX").arg(millis(ttl)).arg("NX");
+            let stored: Option<String> = self
+                .link
+                .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                    set.query_async(&mut conn).await
+                })
+                .await?;
+            if stored.is_some() {
+                return Ok(true);
             }
-            FillIf::Same(seen) => ("same", sha1_hex(seen)),
-            FillIf::WrongType => ("type", String::new()),
-        };
+            // Something is there: a write that came meanwhile, or a foreign empty string.
+        }
+        let (mode, digest) = seen.script_condition();
         let mut invocation = self.fill.key(key);
         invocation
             .arg(mode)

@@ -3,22 +3,15 @@
 //! of those left out, so a fault cannot flood the logs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use once_cell::sync::Lazy;
-
-/// The moment every throttle measures from.
-static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
-
-fn now_ms() -> u64 {
-    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
+use crate::l1::clock::exact_ms as now_ms;
 
 /// Lets one event through per period and counts the rest.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     period_ms: u64,
-    /// When an event last went through, in ms since `EPOCH`, plus one (0: never).
+    /// When an event last went through, in ms of the L1 clock, plus one (0: never).
     last: AtomicU64,
     suppressed: AtomicU64,
     fired: AtomicBool,
