@@ -39,6 +39,21 @@ fn traces_dir() -> PathBuf {
 
 /// The page ids of `name`.lis.zst in request order: a line `START COUNT X Y` reads the
 /// `COUNT` pages from `START`.
+/// Each trace that can be read, with its capacities and page ids, one at a time; a trace
+/// that cannot is reported and skipped.
+fn traces() -> impl Iterator<Item = (&'static str, [u64; 3], Vec<u64>)> {
+    TRACES.into_iter().filter_map(|(name, capacities)| {
+        let Some(pages) = load(name) else {
+            eprintln!(
+                "trace {name} not found under {}: skipped",
+                traces_dir().display()
+            );
+            return None;
+        };
+        Some((name, capacities, pages))
+    })
+}
+
 fn load(name: &str) -> Option<Vec<u64>> {
     let path = traces_dir().join(format!("{name}.lis.zst"));
     let out = Command::new("zstd").arg("-dc").arg(&path).output().ok()?;
@@ -137,14 +152,7 @@ fn quick_tuned_ratio(pages: &[u64], capacity: u64, hot: f64, ghost: f64) -> f64 
 /// How the L1's S3-FIFO settings were chosen (`BENCH_ONLY=tuning`): every trace and
 /// capacity under a grid of main-queue shares and ghost sizes, against moka in the same run.
 pub fn tuning(table: &mut Table) {
-    for (name, capacities) in TRACES {
-        let Some(pages) = load(name) else {
-            eprintln!(
-                "trace {name} not found under {}: skipped",
-                traces_dir().display()
-            );
-            continue;
-        };
+    for (name, capacities, pages) in traces() {
         for capacity in capacities {
             let moka = moka_ratio(&pages, capacity);
             for hot in [0.97, 0.95, 0.9] {
@@ -207,14 +215,7 @@ pub fn hit_ratios(table: &mut Table) {
         .enable_all()
         .build()
         .unwrap();
-    for (name, capacities) in TRACES {
-        let Some(pages) = load(name) else {
-            eprintln!(
-                "trace {name} not found under {}: skipped",
-                traces_dir().display()
-            );
-            continue;
-        };
+    for (name, capacities, pages) in traces() {
         for capacity in capacities {
             let ours = cachemacro_ratio(&rt, &pages, capacity);
             let moka = moka_ratio(&pages, capacity);

@@ -350,11 +350,7 @@ async fn throughput(subjects: &Subjects, subject: Subject, tasks: usize, per_tas
 
 /// Scenario 1, tokio multi-thread runtime with 2 workers and 64 tasks: hits per second.
 pub fn hit_multi_thread(table: &mut Table, redis: &Redis, rounds: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::multi_thread();
     rt.block_on(async {
         let subjects = Subjects::warm(redis).await;
         let mut samples = alternate(rounds, |s| throughput(&subjects, s, 64, 10_000)).await;
@@ -381,11 +377,7 @@ pub fn hit_scaling(table: &mut Table, redis: &Redis, rounds: usize) {
         Subject::RawMoka,
         Subject::RawQuick,
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::multi_thread();
     rt.block_on(async {
         let subjects = Subjects::warm(redis).await;
         let mut alone = None;

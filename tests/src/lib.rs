@@ -220,6 +220,14 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("connect to port {}: {e}", self.port))
     }
 
+    /// The bytes stored under `key` (`None`: no such key), read on a one-off connection.
+    pub fn stored_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection())
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+    }
+
     /// A field of `INFO` as text (`role`, `master_link_status`...), `None` when the server
     /// does not answer or has no such field.
     pub fn info_field(&self, field: &str) -> Option<String> {

@@ -35,16 +35,22 @@ async fn instance(cluster: &RedisCluster) -> Cache {
         .expect("the cluster cache builds")
 }
 
-#[tokio::test]
-async fn on_a_cluster_writes_tags_versions_and_purge_reach_every_instance() {
-    let cluster = RedisCluster::start(3);
-    let a = instance(&cluster).await;
-    let b = instance(&cluster).await;
+/// Two instances on `cluster`, once both hear the bus.
+async fn two_instances(cluster: &RedisCluster) -> (Cache, Cache) {
+    let a = instance(cluster).await;
+    let b = instance(cluster).await;
     assert!(
         eventually(Duration::from_secs(5), || a.bus_connected()
             && b.bus_connected())
         .await
     );
+    (a, b)
+}
+
+#[tokio::test]
+async fn on_a_cluster_writes_tags_versions_and_purge_reach_every_instance() {
+    let cluster = RedisCluster::start(3);
+    let (a, b) = two_instances(&cluster).await;
 
     // 40 keys land on all three primaries' slots.
     for id in 0..40 {
@@ -111,13 +117,7 @@ async fn products(ids: Vec<u64>) -> HashMap<u64, String> {
 #[tokio::test]
 async fn on_a_cluster_a_batch_reads_every_slot_and_its_tags_reach_every_element() {
     let cluster = RedisCluster::start(3);
-    let a = instance(&cluster).await;
-    let b = instance(&cluster).await;
-    assert!(
-        eventually(Duration::from_secs(5), || a.bus_connected()
-            && b.bus_connected())
-        .await
-    );
+    let (a, b) = two_instances(&cluster).await;
     // Ids 100..140 spread over the slots of all three primaries.
     let ids: Vec<u64> = (100..140).collect();
     assert_eq!(on(&a, products(ids.clone())).await.len(), 40);

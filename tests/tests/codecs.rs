@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use cachemacro::codec::Json;
 use cachemacro::{cached, Cache};
 use cachemacro_tests::{current, instance, on, RedisServer};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 /// A row whose optional field is left out when empty: bincode writes fewer bytes than it
@@ -76,14 +75,9 @@ async fn load_plain(id: u64) -> Plain {
     }
 }
 
-async fn payload(server: &RedisServer, key: &str) -> Vec<u8> {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = conn.get(key).await.unwrap();
-    bytes[20..].to_vec()
+/// The codec's bytes of the value under `key` (after the 20-byte envelope header).
+fn payload(server: &RedisServer, key: &str) -> Vec<u8> {
+    server.stored_bytes(key).expect("a stored value")[20..].to_vec()
 }
 
 #[tokio::test]
@@ -110,14 +104,14 @@ async fn types_with_skip_serializing_if_flatten_and_untagged_are_shared_through_
     assert_eq!(b.stats().unusable_values, 0);
     assert_eq!(b.stats().l2_hits, 12);
     // The type went to JSON; a plain type stays in bincode.
-    let stored = payload(&server, "app:c1:k:profile:1").await;
+    let stored = payload(&server, "app:c1:k:profile:1");
     assert!(
         stored.starts_with(b"{"),
         "{}",
         String::from_utf8_lossy(&stored)
     );
     on(&a, load_plain(1)).await;
-    let stored = payload(&server, "app:c1:k:plain:1").await;
+    let stored = payload(&server, "app:c1:k:plain:1");
     assert!(!stored.starts_with(b"{"), "bincode for a plain type");
 }
 
@@ -144,7 +138,7 @@ async fn the_json_codec_stores_readable_values() {
     let row = on(&a, json_row(7)).await;
     assert_eq!(on(&b, json_row(7)).await, row);
     assert_eq!(JSON_LOADS.load(Ordering::SeqCst), 1);
-    let stored = payload(&server, "app:c1:k:json:7").await;
+    let stored = payload(&server, "app:c1:k:json:7");
     assert_eq!(stored, br#"{"row7":[1,2,3]}"#);
     // An instance on the default codec reads JSON values too (the envelope says which
     // codec wrote them): a switch of codec does not empty the cache.

@@ -53,13 +53,9 @@ async fn instance(server: &RedisServer, compression: Compression) -> Cache {
         .expect("cache builds")
 }
 
-async fn stored(server: &RedisServer, key: &str) -> Vec<u8> {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    conn.get(key).await.unwrap()
+/// The envelope stored under `key`.
+fn stored(server: &RedisServer, key: &str) -> Vec<u8> {
+    server.stored_bytes(key).expect("a stored value")
 }
 
 /// Writes with `compression` on one instance; another, with compression off, reads it.
@@ -71,7 +67,7 @@ async fn compressed_round_trip(compression: Compression, algorithm: u8, id: u64)
     assert!(raw > 48 << 10, "a large value ({raw} bytes)");
 
     let value = on(&writer, report(id)).await;
-    let bytes = stored(&server, &format!("app:c1:k:report:{id}")).await;
+    let bytes = stored(&server, &format!("app:c1:k:report:{id}"));
     assert_eq!(bytes[2], 3, "envelope format 3: compressed");
     assert_eq!(bytes[28], algorithm);
     assert!(
@@ -117,13 +113,13 @@ async fn small_and_incompressible_values_stay_plain() {
     on(&cache, blob(1, 200)).await;
     on(&cache, blob(2, 8000)).await;
     for (id, len) in [(1, 200), (2, 8000)] {
-        let bytes = stored(&server, &format!("app:c1:k:blob:{id}:{len}")).await;
+        let bytes = stored(&server, &format!("app:c1:k:blob:{id}:{len}"));
         assert_eq!(bytes[2], 1, "blob {id} of {len} bytes: plain format 1");
     }
     // A plain value from an instance without compression reads back on one with it.
     let plain = instance(&server, Compression::None).await;
     let value = on(&plain, report(3)).await;
-    assert_eq!(stored(&server, "app:c1:k:report:3").await[2], 1);
+    assert_eq!(stored(&server, "app:c1:k:report:3")[2], 1);
     let compressing = instance(&server, Compression::Lz4).await;
     assert_eq!(on(&compressing, report(3)).await, value);
     assert_eq!(loads(3), 1);
