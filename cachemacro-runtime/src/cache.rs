@@ -344,17 +344,22 @@ impl Cache {
 
     /// An empty storage key for `place`, with room for `extra` more bytes of key.
     pub(crate) fn key_buffer(&self, place: Place<'_>, extra: usize) -> String {
+        let scope = match place {
+            Place::Unscoped => 0,
+            Place::Scope(_) => 16,
+        };
+        let mut out = String::with_capacity(self.inner.unscoped_prefix.len() + scope + extra);
+        self.write_key_prefix(place, &mut out);
+        out
+    }
+
+    /// Appends the prefix of the keys of `place` to `out`: for unscoped keys, one copy of
+    /// a string made once.
+    #[inline]
+    pub(crate) fn write_key_prefix(&self, place: Place<'_>, out: &mut String) {
         match place {
-            Place::Unscoped => {
-                let mut out = String::with_capacity(self.inner.unscoped_prefix.len() + extra);
-                out.push_str(&self.inner.unscoped_prefix);
-                out
-            }
-            Place::Scope(_) => {
-                let mut out = String::with_capacity(self.inner.unscoped_prefix.len() + 16 + extra);
-                self.inner.layout.write_prefix(place, &mut out);
-                out
-            }
+            Place::Unscoped => out.push_str(&self.inner.unscoped_prefix),
+            Place::Scope(_) => self.inner.layout.write_prefix(place, out),
         }
     }
 

@@ -15,23 +15,29 @@ use std::time::Duration;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 
+use self::key::{Lookup, SlotKey};
+use self::value::Value;
+
+mod key;
+mod value;
+
 /// The store under [`L1`].
-type Store = Cache<Box<str>, Entry, StoredWeight, DefaultHashBuilder, Counted>;
+type Store = Cache<SlotKey, Entry, StoredWeight, DefaultHashBuilder, Counted>;
 
 /// quick_cache's default lifecycle (evicted entries are dropped outside the shard's lock),
 /// counting the evictions.
 #[derive(Clone, Default)]
 struct Counted {
     evictions: Arc<std::sync::atomic::AtomicU64>,
-    inner: DefaultLifecycle<Box<str>, Entry>,
+    inner: DefaultLifecycle<SlotKey, Entry>,
 }
 
-impl Lifecycle<Box<str>, Entry> for Counted {
+impl Lifecycle<SlotKey, Entry> for Counted {
     type RequestState =
-        <DefaultLifecycle<Box<str>, Entry> as Lifecycle<Box<str>, Entry>>::RequestState;
+        <DefaultLifecycle<SlotKey, Entry> as Lifecycle<SlotKey, Entry>>::RequestState;
 
     #[inline]
-    fn on_evict(&self, state: &mut Self::RequestState, key: Box<str>, val: Entry) {
+    fn on_evict(&self, state: &mut Self::RequestState, key: SlotKey, val: Entry) {
         self.evictions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.on_evict(state, key, val);
@@ -55,7 +61,7 @@ impl Lifecycle<Box<str>, Entry> for Counted {
 /// [`MAX_L1_LIFE_MS`] (49 days), ending longer TTLs early, never late.
 #[derive(Clone)]
 pub(crate) struct Entry {
-    value: Arc<dyn Any + Send + Sync>,
+    value: Value,
     born: u64,
     fresh_for: u32,
     keep_for: u32,
@@ -83,12 +89,12 @@ pub(crate) const MAX_L1_LIFE_MS: u64 = u32::MAX as u64;
 
 impl Entry {
     /// An entry fresh, and kept, for `ttl` from now.
-    pub(crate) fn new<T: Send + Sync + 'static>(value: Arc<T>, ttl: Duration) -> Self {
+    pub(crate) fn new<T: Clone + Send + Sync + 'static>(value: Arc<T>, ttl: Duration) -> Self {
         Self::with_stale(value, ttl, ttl)
     }
 
     /// An entry fresh for `fresh` from now and kept for `keep` from now (at least `fresh`).
-    pub(crate) fn with_stale<T: Send + Sync + 'static>(
+    pub(crate) fn with_stale<T: Clone + Send + Sync + 'static>(
         value: Arc<T>,
         fresh: Duration,
         keep: Duration,
@@ -105,7 +111,10 @@ impl Entry {
     }
 
     /// An entry with the given times.
-    pub(crate) fn with_times<T: Send + Sync + 'static>(value: Arc<T>, times: Times) -> Self {
+    pub(crate) fn with_times<T: Clone + Send + Sync + 'static>(
+        value: Arc<T>,
+        times: Times,
+    ) -> Self {
         crate::conflicts::remember::<T>();
         let now = clock::exact_ms();
         let age = u64::try_from(times.age.as_millis())
@@ -114,7 +123,7 @@ impl Entry {
         let offset = |d: Duration| millis32(times.age.saturating_add(d));
         let fresh_for = offset(times.fresh);
         Self {
-            value,
+            value: Value::new(value),
             born: now - age,
             fresh_for,
             keep_for: offset(times.keep).max(fresh_for),
@@ -150,10 +159,16 @@ impl Entry {
 
     /// The value if it is a `T`; else the type it is (a value of another type under the
     /// same key).
-    pub(crate) fn downcast<T: Send + Sync + 'static>(self) -> Result<Arc<T>, std::any::TypeId> {
-        self.value
-            .downcast::<T>()
-            .map_err(|other| (*other).type_id())
+    pub(crate) fn downcast<T: Clone + Send + Sync + 'static>(
+        self,
+    ) -> Result<Arc<T>, std::any::TypeId> {
+        self.value.into_arc::<T>()
+    }
+
+    /// The value itself if it is a `T` (a hit's copy); else the type it is.
+    #[inline]
+    pub(crate) fn take<T: Clone + Send + Sync + 'static>(self) -> Result<T, std::any::TypeId> {
+        self.value.take::<T>()
     }
 
     /// Whether a read at `now` (from [`clock::now_ms`]) is a normal hit.
@@ -204,9 +219,9 @@ pub(crate) fn default_weight(key: &str, value: &(dyn Any + Send + Sync)) -> u64 
 #[derive(Clone)]
 struct StoredWeight;
 
-impl Weighter<Box<str>, Entry> for StoredWeight {
+impl Weighter<SlotKey, Entry> for StoredWeight {
     #[inline]
-    fn weight(&self, _key: &Box<str>, entry: &Entry) -> u64 {
+    fn weight(&self, _key: &SlotKey, entry: &Entry) -> u64 {
         u64::from(entry.weight)
     }
 }
@@ -289,7 +304,7 @@ impl L1 {
     /// `keep_until` drops it, so that it frees its room before any live entry is evicted.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
-        let entry = self.store.get(key)?;
+        let entry = self.store.get(&Lookup(key))?;
         let now = clock::now_ms();
         if entry.is_fresh(now) {
             return Some(entry);
@@ -302,7 +317,7 @@ impl L1 {
 
     /// The entry under `key` while it may be kept, fresh or stale (for serving stale).
     pub(crate) fn get_kept(&self, key: &str) -> Option<Entry> {
-        let entry = self.store.get(key)?;
+        let entry = self.store.get(&Lookup(key))?;
         if entry.is_kept(clock::now_ms()) {
             return Some(entry);
         }
@@ -314,26 +329,26 @@ impl L1 {
     fn drop_expired(&self, key: &str) {
         // Only the expired entry: a fresh one inserted since the read stays.
         self.store
-            .remove_if(key, |entry| !entry.is_kept(clock::now_ms()));
+            .remove_if(&Lookup(key), |entry| !entry.is_kept(clock::now_ms()));
     }
 
     /// Stores `entry` under `key`, replacing what was there. An entry already past its
     /// `keep_until` is not stored (and the old one is dropped, as an insert would have).
     pub(crate) fn insert(&self, key: String, mut entry: Entry) {
         if !entry.is_kept(clock::now_ms()) {
-            self.store.remove(key.as_str());
+            self.store.remove(&Lookup(&key));
             return;
         }
         if let Some(weigh) = &self.weigh {
             // Zero would make the entry unevictable in quick_cache.
-            let weight = weigh(&key, &*entry.value).clamp(1, u64::from(u32::MAX));
+            let weight = weigh(&key, entry.value.as_any()).clamp(1, u64::from(u32::MAX));
             entry.weight = u32::try_from(weight).unwrap_or(u32::MAX);
         }
-        self.store.insert(key.into_boxed_str(), entry);
+        self.store.insert(SlotKey::new(key), entry);
     }
 
     pub(crate) fn remove(&self, key: &str) {
-        self.store.remove(key);
+        self.store.remove(&Lookup(key));
     }
 
     /// Drops every entry. Each shard is emptied under its write lock, so every entry
@@ -346,7 +361,7 @@ impl L1 {
     /// [`clear`](Self::clear).
     pub(crate) fn clear_prefix(&self, prefix: String) {
         self.store
-            .retain(|key, _| !key.starts_with(prefix.as_str()));
+            .retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
     }
 
     /// The most entries it holds (under a byte bound: the estimate it was sized for).
@@ -538,7 +553,7 @@ mod tests {
     #[test]
     fn entry_stays_small() {
         // quick_cache stores it inline in every slot, evicted keys' slots included.
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Entry>(), 96);
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl Cache {
         span: &tracing::Span,
     ) -> Result<T, Looked<T>> {
         thread_local! {
-            static KEY: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
         let mut write = Some(write);
         // Re-entered (a `KeyPart` impl that runs a lookup itself), or called while the thread
@@ -300,7 +300,7 @@ impl Cache {
             .try_with(|cell| {
                 let mut key = cell.try_borrow_mut().ok()?;
                 key.clear();
-                self.inner.layout.write_prefix(place, &mut key);
+                self.write_key_prefix(place, &mut key);
                 (write.take()?)(&mut key);
                 Some(self.looked_up::<T>(&key, site, span))
             })
@@ -332,11 +332,10 @@ impl Cache {
             return Err(Looked::Miss(skey.to_owned()));
         };
         let due = entry.refresh_due(crate::l1::clock::now_ms());
-        match entry.downcast::<T>() {
+        match entry.take::<T>() {
             Ok(value) => {
                 self.inner.counters.l1_hit();
                 crate::site::l1_hit(site, span, skey);
-                let value = T::clone(&value);
                 if due {
                     Err(Looked::Refresh(skey.to_owned(), value))
                 } else {
@@ -528,8 +527,8 @@ impl Cache {
                 Role::Follower(follower) => follower,
             };
             match follower.wait().await {
-                Outcome::Value(entry) => match entry.downcast::<T>() {
-                    Ok(value) => return Joined::Value(T::clone(&value)),
+                Outcome::Value(entry) => match entry.take::<T>() {
+                    Ok(value) => return Joined::Value(value),
                     Err(found) => self.type_conflict::<T>(skey, conflicts::name_of(found)),
                 },
                 Outcome::Failed(Some(shared)) => return Joined::Shared(shared),
@@ -564,10 +563,10 @@ impl Cache {
 
     #[inline]
     pub(crate) fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
-        match self.inner.l1.get(skey)?.downcast::<T>() {
+        match self.inner.l1.get(skey)?.take::<T>() {
             Ok(value) => {
                 self.inner.counters.l1_hit();
-                Some(T::clone(&value))
+                Some(value)
             }
             Err(found) => {
                 self.type_conflict::<T>(skey, conflicts::name_of(found));
