@@ -35,7 +35,9 @@ const fn inline<T>() -> bool {
 
 /// What the entry knows of its value's type.
 struct VTable {
-    type_id: TypeId,
+    /// The type's id (a function: `TypeId::of` is `const` only from Rust 1.91, above the
+    /// crate's MSRV).
+    type_id: fn() -> TypeId,
     /// A copy of the buffer's value, as a new buffer.
     clone: unsafe fn(&Buf) -> Buf,
     /// Drops the buffer's value in place.
@@ -51,7 +53,7 @@ trait Erased {
 
 impl<T: Clone + Send + Sync + 'static> Erased for T {
     const VTABLE: VTable = VTable {
-        type_id: TypeId::of::<T>(),
+        type_id: TypeId::of::<T>,
         clone: clone::<T>,
         drop: drop_in_place::<T>,
         as_any: as_any::<T>,
@@ -81,7 +83,7 @@ unsafe fn value_ref<T>(buf: &Buf) -> &T {
         if inline::<T>() {
             &*buf.as_ptr().cast::<T>()
         } else {
-            &**buf.as_ptr().cast::<Arc<T>>()
+            &*buf.as_ptr().cast::<Arc<T>>()
         }
     }
 }
@@ -145,11 +147,19 @@ impl Value {
         }
     }
 
+    /// Whether the value is a `T`: at once when the vtable is `T`'s own static; through
+    /// the type ids otherwise (a vtable may exist once per crate that builds entries).
+    #[inline]
+    fn is<T: Clone + Send + Sync + 'static>(&self) -> bool {
+        std::ptr::eq(self.vtable, &<T as Erased>::VTABLE)
+            || (self.vtable.type_id)() == TypeId::of::<T>()
+    }
+
     /// The value, if it is a `T`; else the type it is.
     #[inline]
-    pub(crate) fn take<T: Clone + 'static>(self) -> Result<T, TypeId> {
-        if self.vtable.type_id != TypeId::of::<T>() {
-            return Err(self.vtable.type_id);
+    pub(crate) fn take<T: Clone + Send + Sync + 'static>(self) -> Result<T, TypeId> {
+        if !self.is::<T>() {
+            return Err((self.vtable.type_id)());
         }
         // Not dropped: the value is moved out below, exactly once.
         let this = ManuallyDrop::new(self);
@@ -166,12 +176,12 @@ impl Value {
     }
 
     /// The value in an `Arc`, if it is a `T`; else the type it is.
-    pub(crate) fn into_arc<T: Clone + 'static>(self) -> Result<Arc<T>, TypeId> {
+    pub(crate) fn into_arc<T: Clone + Send + Sync + 'static>(self) -> Result<Arc<T>, TypeId> {
         if inline::<T>() {
             return self.take::<T>().map(Arc::new);
         }
-        if self.vtable.type_id != TypeId::of::<T>() {
-            return Err(self.vtable.type_id);
+        if !self.is::<T>() {
+            return Err((self.vtable.type_id)());
         }
         let this = ManuallyDrop::new(self);
         // SAFETY: as in `take`: the vtable is `T`'s, and `T` is not inline, so `data`
