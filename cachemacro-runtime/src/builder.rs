@@ -182,7 +182,7 @@ impl CacheBuilder {
     /// Bounds L1 by size instead of by count: it holds entries whose weights add up to at
     /// most `bytes`, and [`l1_capacity`](Self::l1_capacity) becomes only the estimate it is
     /// sized for. An entry weighs what [`l1_weigher`](Self::l1_weigher) says; by default
-    /// its key, the value's inline size (`size_of_val`) and 160 bytes of bookkeeping, which
+    /// its key, the value's inline size (`size_of_val`) and 192 bytes of bookkeeping, which
     /// misses the heap data a value owns (a `String`'s text, a `Vec`'s items): give a
     /// weigher when values vary in size.
     ///
@@ -192,7 +192,7 @@ impl CacheBuilder {
     ///     .l1_max_bytes(64 << 20)
     ///     .l1_weigher(|key, value| {
     ///         let text = value.downcast_ref::<String>().map_or(64, |s| s.len());
-    ///         (key.len() + text + 160) as u64
+    ///         (key.len() + text + 192) as u64
     ///     })
     ///     .build_in_memory()?;
     /// # Ok(()) }

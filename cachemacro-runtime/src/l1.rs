@@ -1,8 +1,10 @@
-//! L1: the bounded in-process cache, holding typed values behind `Arc`s.
+//! L1: the bounded in-process cache, holding typed values.
 //!
 //! The store is quick_cache (S3-FIFO-like eviction, a relaxed per-entry counter bumped on a
-//! hit, sharded read-write locks): a hit costs a hash, a read lock and a clone of the `Arc`,
-//! where moka also records the read for its maintenance. quick_cache has no TTL, so each
+//! hit, sharded read-write locks): a hit costs a hash, a read lock and a clone of the value,
+//! where moka also records the read for its maintenance. Short keys ([`key`]) and small
+//! values ([`value`]) are kept in the slot itself, so that a hit reads no other memory than
+//! the table, the slot and what the value's clone copies. quick_cache has no TTL, so each
 //! [`Entry`] carries its own deadlines: a read checks them against a coarse clock (see
 //! [`clock`]) and drops an entry it finds expired, and a background pass drops expired
 //! entries from nearly full caches (see [`sweeper`]) so they go before live ones.
@@ -56,8 +58,9 @@ impl Lifecycle<SlotKey, Entry> for Counted {
 /// - `refresh_at`: from when a hit should also start reloading the value in the background
 ///   (refreshing ahead of expiry); never, unless asked for.
 ///
-/// The deadlines are kept as offsets from `born` in 32 bits, which keeps the entry at 40
-/// bytes (quick_cache stores it inline in every slot): L1 keeps an entry at most
+/// The deadlines are kept as offsets from `born` in 32 bits, which keeps the entry at 96
+/// bytes, 64 of them the value (quick_cache stores it inline in every slot, the slots of
+/// evicted keys it remembers included): L1 keeps an entry at most
 /// [`MAX_L1_LIFE_MS`] (49 days), ending longer TTLs early, never late.
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -209,8 +212,13 @@ pub(crate) type Weigh = Arc<dyn Fn(&str, &(dyn Any + Send + Sync)) -> u64 + Send
 /// The default weight of an entry under a byte bound: its key, the value's inline size and
 /// the store's own overhead per entry. Heap data the value owns (a `String`'s bytes) is not
 /// seen; a weigher given to the builder can count it.
+///
+/// The overhead: a slot is 152 bytes (a key of up to 38 bytes and a value of up to 64
+/// inline, the deadlines, quick_cache's links), and each entry also pays for 0.75 of a
+/// slot remembering an evicted key ([`GHOST_ALLOCATION`]) and its index; less the key
+/// and value counted apart, about 192 bytes.
 pub(crate) fn default_weight(key: &str, value: &(dyn Any + Send + Sync)) -> u64 {
-    const OVERHEAD: u64 = 160;
+    const OVERHEAD: u64 = 192;
     (key.len() + std::mem::size_of_val(value)) as u64 + OVERHEAD
 }
 
@@ -552,7 +560,8 @@ mod tests {
 
     #[test]
     fn entry_stays_small() {
-        // quick_cache stores it inline in every slot, evicted keys' slots included.
+        // quick_cache stores it inline in every slot, evicted keys' slots included: the
+        // value's 64 bytes and 32 of deadlines and type.
         assert_eq!(std::mem::size_of::<Entry>(), 96);
     }
 
