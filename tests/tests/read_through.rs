@@ -488,3 +488,74 @@ async fn two_functions_on_one_key_template_are_reported_once_and_counted() {
         warnings[0]
     );
 }
+
+// ---- values of every size and alignment ----
+
+/// Over-aligned: L1 keeps it behind an `Arc` rather than in the slot.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[repr(align(128))]
+struct Aligned(u64);
+
+/// Loads `value` under `key` through `get_or_set`, then reads it back twice: each read must
+/// be a hit (the loader runs once) and equal to what was loaded.
+async fn loads_once_and_hits<T>(cache: &Cache, key: &str, value: T)
+where
+    T: Clone
+        + PartialEq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static,
+{
+    let loads = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let got = cache
+            .get_or_set(key, None, || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                value.clone()
+            })
+            .await;
+        assert_eq!(got, value, "{key}");
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "{key}: read from L1 after the load"
+    );
+}
+
+#[tokio::test]
+async fn values_of_every_size_and_alignment_come_back_intact_from_l1() {
+    // L1 keeps values of up to 64 bytes in its slot and larger or over-aligned ones behind
+    // an `Arc`; keys of up to 38 bytes in the slot, longer ones on the heap.
+    let cache = Cache::in_memory();
+    loads_once_and_hits(&cache, "unit", ()).await;
+    loads_once_and_hits(&cache, "byte", 7u8).await;
+    loads_once_and_hits(&cache, "text", String::from("hello")).await;
+    loads_once_and_hits(&cache, "64 bytes", [7u64; 8]).await;
+    loads_once_and_hits(&cache, "72 bytes", [9u64; 9]).await;
+    loads_once_and_hits(&cache, "a megabyte", vec![3u8; 1 << 20]).await;
+    loads_once_and_hits(&cache, "aligned", Aligned(11)).await;
+    let long_key = "k".repeat(200);
+    loads_once_and_hits(
+        &cache,
+        &long_key,
+        (1u64, String::from("a"), String::from("b")),
+    )
+    .await;
+    // A value kept in the slot and one behind an `Arc` under one key are two types: a miss.
+    cache.set("either", [1u64; 8], None).await.unwrap();
+    assert_eq!(cache.get::<[u64; 9]>("either").await.unwrap(), None);
+    assert_eq!(
+        cache.get::<[u64; 8]>("either").await.unwrap(),
+        Some([1u64; 8])
+    );
+    cache.set("either", [2u64; 9], None).await.unwrap();
+    assert_eq!(cache.get::<[u64; 8]>("either").await.unwrap(), None);
+    assert_eq!(
+        cache.get::<[u64; 9]>("either").await.unwrap(),
+        Some([2u64; 9])
+    );
+}
