@@ -109,6 +109,8 @@ struct Stale {
     /// How long after the invalidation returned the read began, and how long it took.
     after_us: u64,
     took_us: u64,
+    /// When the read began (µs since the epoch), to show what happened around it.
+    read_start: u64,
 }
 
 /// What the check found.
@@ -168,6 +170,7 @@ fn check(histories: &[History]) -> Findings {
                             how: write.how.clone(),
                             after_us: read.start - write.end,
                             took_us: read.end - read.start,
+                            read_start: read.start,
                         });
                     }
                 }
@@ -186,14 +189,23 @@ fn check(histories: &[History]) -> Findings {
     }
 }
 
-/// Injects one fault after another into `server` until `stop` is set.
-async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<&'static str> {
+/// Now, in µs since the epoch (the workers' clock).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Injects one fault after another into `server` until `stop` is set; returns each with
+/// when it began (µs since the epoch).
+async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<(u64, &'static str)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let mut injected = Vec::new();
     let mut round = 0u64;
     // Let the workers warm up first.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     while tokio::time::Instant::now() + Duration::from_secs(2) < deadline {
+        let began = now_us();
         let fault = match round % 5 {
             0 => {
                 server.restart();
@@ -218,7 +230,7 @@ async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<&'static s
                 "CLIENT KILL TYPE normal"
             }
         };
-        injected.push(fault);
+        injected.push((began, fault));
         round += 1;
         tokio::time::sleep(Duration::from_millis(700 + 400 * (round % 3))).await;
     }
@@ -273,15 +285,16 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         .collect();
     let faults = inject_faults(&mut server, seconds).await;
     let mut histories = Vec::new();
+    let mut texts = Vec::new();
     for (mut child, out) in children {
         let status = tokio::time::timeout(Duration::from_secs(seconds + 30), child.wait())
             .await
             .expect("the worker ends")
             .expect("wait for the worker");
         assert!(status.success(), "a worker exited with {status}");
-        histories.push(parse(
-            &std::fs::read_to_string(&out).expect("the worker's events"),
-        ));
+        let text = std::fs::read_to_string(&out).expect("the worker's events");
+        histories.push(parse(&text));
+        texts.push(text);
     }
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -298,7 +311,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         .map(|i| histories.iter().map(|h| h.paths[i]).sum())
         .collect();
     let mut by_fault: HashMap<&str, usize> = HashMap::new();
-    for fault in &faults {
+    for (_, fault) in &faults {
         *by_fault.entry(fault).or_default() += 1;
     }
     eprintln!(
@@ -317,12 +330,42 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
     for s in stale.iter().take(10) {
         eprintln!("stale: {s:?}");
     }
+    if let Some(first) = stale.first() {
+        print_around(first, &texts, &faults);
+    }
     assert!(reads > 1000 && writes > 100, "too little happened to check");
     assert!(
         paths.iter().all(|&count| count > 0),
         "every path was taken: {paths:?}"
     );
     assert!(stale.is_empty(), "{} stale reads", stale.len());
+}
+
+/// What happened around a stale read, for whoever reads a failed run: the faults, and each
+/// worker's events on the key and its bus, from half a second before the invalidation the
+/// read missed to a tenth of a second after the read.
+fn print_around(stale: &Stale, texts: &[String], faults: &[(u64, &str)]) {
+    let from = stale.read_start.saturating_sub(stale.after_us + 500_000);
+    let to = stale.read_start + 100_000;
+    for (at, fault) in faults {
+        if (from..=to).contains(at) {
+            eprintln!("around: fault {at} {fault}");
+        }
+    }
+    for (worker, text) in texts.iter().enumerate() {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (on_key, at) = match f.first().copied() {
+                Some("R" | "W") => (f.get(1) == Some(&stale.key.to_string().as_str()), f.get(3)),
+                Some("B") => (true, f.get(2)),
+                _ => (false, None),
+            };
+            let at: u64 = at.and_then(|t| t.parse().ok()).unwrap_or(0);
+            if on_key && (from..=to).contains(&at) {
+                eprintln!("around: worker {worker}: {line}");
+            }
+        }
+    }
 }
 
 #[test]
