@@ -449,10 +449,9 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
             let value = match element.state {
                 State::Found(stored) => A::served(&stored),
                 State::Follow(follower) => match follower.wait().await {
-                    Outcome::Value(entry) => entry
-                        .downcast::<A::Stored>()
-                        .ok()
-                        .and_then(|s| A::served(&s)),
+                    Outcome::Value(entry) => {
+                        entry.take::<A::Stored>().ok().and_then(|s| A::served(&s))
+                    }
                     _ => self
                         .cache
                         .l1_get::<A::Stored>(&element.skey)

@@ -347,6 +347,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
 fn print_around(stale: &Stale, texts: &[String], faults: &[(u64, &str)]) {
     let from = stale.read_start.saturating_sub(stale.after_us + 500_000);
     let to = stale.read_start + 100_000;
+    let key = stale.key.to_string();
     for (at, fault) in faults {
         if (from..=to).contains(at) {
             eprintln!("around: fault {at} {fault}");
@@ -356,7 +357,7 @@ fn print_around(stale: &Stale, texts: &[String], faults: &[(u64, &str)]) {
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (on_key, at) = match f.first().copied() {
-                Some("R" | "W") => (f.get(1) == Some(&stale.key.to_string().as_str()), f.get(3)),
+                Some("R" | "W") => (f.get(1) == Some(&key.as_str()), f.get(3)),
                 Some("B") => (true, f.get(2)),
                 _ => (false, None),
             };

@@ -120,6 +120,12 @@ unsafe fn as_any<T: Send + Sync + 'static>(buf: &Buf) -> &(dyn Any + Send + Sync
     unsafe { value_ref::<T>(buf) }
 }
 
+/// A value moved out of a [`Value`], as it was stored.
+enum Stored<T> {
+    Inline(T),
+    Shared(Arc<T>),
+}
+
 /// A value of some type, inline or in an `Arc`; see the module's docs.
 pub(crate) struct Value {
     vtable: &'static VTable,
@@ -158,6 +164,25 @@ impl Value {
     /// The value, if it is a `T`; else the type it is.
     #[inline]
     pub(crate) fn take<T: Clone + Send + Sync + 'static>(self) -> Result<T, TypeId> {
+        Ok(match self.into_stored::<T>()? {
+            Stored::Inline(value) => value,
+            Stored::Shared(shared) => {
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| T::clone(&shared))
+            }
+        })
+    }
+
+    /// The value in an `Arc`, if it is a `T`; else the type it is.
+    pub(crate) fn into_arc<T: Clone + Send + Sync + 'static>(self) -> Result<Arc<T>, TypeId> {
+        Ok(match self.into_stored::<T>()? {
+            Stored::Inline(value) => Arc::new(value),
+            Stored::Shared(shared) => shared,
+        })
+    }
+
+    /// Moves the value out as it is stored, if it is a `T`; else the type it is.
+    #[inline]
+    fn into_stored<T: 'static>(self) -> Result<Stored<T>, TypeId> {
         if !self.is::<T>() {
             return Err((self.vtable.type_id)());
         }
@@ -166,27 +191,12 @@ impl Value {
         // SAFETY: the vtable is `T`'s, so `data` holds a `T` or an `Arc<T>` as `inline`
         // says; `this` is never dropped, so reading it out leaves no second owner.
         unsafe {
-            if inline::<T>() {
-                Ok(this.data.as_ptr().cast::<T>().read())
+            Ok(if inline::<T>() {
+                Stored::Inline(this.data.as_ptr().cast::<T>().read())
             } else {
-                let shared = this.data.as_ptr().cast::<Arc<T>>().read();
-                Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| T::clone(&shared)))
-            }
+                Stored::Shared(this.data.as_ptr().cast::<Arc<T>>().read())
+            })
         }
-    }
-
-    /// The value in an `Arc`, if it is a `T`; else the type it is.
-    pub(crate) fn into_arc<T: Clone + Send + Sync + 'static>(self) -> Result<Arc<T>, TypeId> {
-        if inline::<T>() {
-            return self.take::<T>().map(Arc::new);
-        }
-        if !self.is::<T>() {
-            return Err((self.vtable.type_id)());
-        }
-        let this = ManuallyDrop::new(self);
-        // SAFETY: as in `take`: the vtable is `T`'s, and `T` is not inline, so `data`
-        // holds an `Arc<T>`, moved out once.
-        Ok(unsafe { this.data.as_ptr().cast::<Arc<T>>().read() })
     }
 
     /// The value, to downcast.
