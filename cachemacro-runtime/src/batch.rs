@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::flight::{Follower, Leader, Outcome, Role};
 use crate::key::Place;
 use crate::l1::Entry;
-use crate::l2::{FillIf, Registration, TagKeys};
+use crate::l2::{FillIf, TagKeys};
 use crate::output::CacheValue;
 use crate::read::{LoadOptions, Lookup, Seen};
 use crate::resilience::{Plan, Stale};
@@ -284,17 +284,14 @@ where
             stale,
         });
     }
-    let answered = begun.read_redis().await;
-    begun.looked_up = std::time::Instant::now();
-    if !answered {
-        // Without Redis the tags are registered here, where a tag invalidation (ours, or a
-        // peer's message) still finds them.
-        for element in &begun.elements {
-            if matches!(element.state, State::Lead(..)) {
-                cache.register_local_tags(&element.tags, &element.skey);
-            }
+    // Registered in this process too, whatever Redis does (see `Cache::lead`).
+    for element in &begun.elements {
+        if matches!(element.state, State::Lead(..)) {
+            cache.register_local_tags(&element.tags, &element.skey);
         }
     }
+    begun.read_redis().await;
+    begun.looked_up = std::time::Instant::now();
     begun
 }
 
@@ -314,23 +311,22 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
     }
 
     /// Registers the elements this batch leads under their tags and reads them from
-    /// Redis, in one round trip. Returns whether Redis answered (or had nothing to answer).
-    async fn read_redis(&mut self) -> bool {
+    /// Redis, in one round trip. When Redis cannot answer, the elements stay to be loaded.
+    async fn read_redis(&mut self) {
         let Some(l2) = self.cache.inner.l2.clone() else {
-            return false;
+            return;
         };
         let led: Vec<usize> = (0..self.elements.len())
             .filter(|&i| matches!(self.elements[i].state, State::Lead(..)))
             .collect();
         if led.is_empty() {
-            return true;
+            return;
         }
         let keys: Vec<String> = led.iter().map(|&i| self.elements[i].skey.clone()).collect();
         let tags: Vec<Vec<TagKeys>> = led.iter().map(|&i| self.elements[i].tags.clone()).collect();
-        // The tag sets outlive the values: one is written up to a load's time after now.
-        let registration = Registration::now(self.plan.keep() + self.cache.inner.tombstone_ttl);
+        let registration = self.cache.registration(&self.plan);
         let reads = l2
-            .read_many(&keys, &tags, registration, self.cache.inner.max_value_size)
+            .read_many(&keys, &tags, &registration, self.cache.inner.max_value_size)
             .await;
         let reads: Vec<_> = match reads {
             Ok(reads) => reads.into_iter().map(Ok).collect(),
@@ -338,7 +334,7 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
                 if !matches!(fault, crate::link::Fault::Unavailable) {
                     crate::throttle::warn_throttled!(error = %fault, "cache: Redis read failed, loading the batch without it");
                 }
-                return false;
+                return;
             }
         };
         let mut reached_l2 = false;
@@ -370,7 +366,6 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
         if reached_l2 {
             self.reached(Ended::L2Hit);
         }
-        true
     }
 
     /// The elements the body must load: those no tier had and no other call is loading.

@@ -770,10 +770,7 @@ impl CacheBuilder {
             }),
         };
         Cache::from_inner(Inner {
-            local_tags: crate::tags::LocalTags::new(
-                4096,
-                1024 + 2 * usize::try_from(l1.capacity()).unwrap_or(usize::MAX / 4),
-            ),
+            local_tags: crate::tags::LocalTags::new(4096),
             layout,
             unscoped_prefix,
             default_ttl: self.default_ttl,

@@ -1,5 +1,6 @@
 //! Invalidating groups of entries at once: group versions, tags, namespace purge.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::bus::Message;
@@ -164,11 +165,11 @@ impl Cache {
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
         tracing::debug!(target: "cachemacro", %tag, "invalidation: tag");
         let keys = self.tag_keys(tag);
-        // Entries registered in this process only: without Redis, or loaded while Redis
-        // could not be reached.
-        let local = self.remove_local_tag(tag);
+        // This process's own entries, from its own registry: found even when Redis lost the
+        // tag's set (evicted, or lost in a restart or failover).
+        let local = self.take_local_tag(&keys);
         let Some(l2) = &self.inner.l2 else {
-            return Ok(local);
+            return Ok(local.len() as u64);
         };
         let fault = |f| Error::from_fault("invalidate tag", f);
         let now_ms = envelope::now_ms();
@@ -184,7 +185,8 @@ impl Cache {
             }
             return Err(fault(taken));
         }
-        let mut removed = local;
+        // Each entry counts once, found here, in Redis or both.
+        let mut removed = local.len() as u64;
         loop {
             let batch = l2.pending(&keys, TAG_BATCH).await.map_err(fault)?;
             if batch.is_empty() {
@@ -193,7 +195,7 @@ impl Cache {
             let members: Vec<String> = batch.iter().map(|(m, _)| m.clone()).collect();
             self.tombstone_keys(l2, &members).await.map_err(fault)?;
             l2.forget(&keys, &batch).await.map_err(fault)?;
-            removed += members.len() as u64;
+            removed += members.iter().filter(|m| !local.contains(*m)).count() as u64;
         }
         // The peers drop what they registered only in their own memory.
         self.publish(Message::Tag(tag.to_owned())).await?;
@@ -202,11 +204,19 @@ impl Cache {
 
     /// Drops the entries registered under `tag` in this process only; returns how many.
     pub(crate) fn remove_local_tag(&self, tag: &str) -> u64 {
-        let removed = self.inner.local_tags.take(&self.tag_keys(tag).live);
-        for key in &removed {
+        self.take_local_tag(&self.tag_keys(tag)).len() as u64
+    }
+
+    /// Drops the entries registered under `tag` in this process; returns the keys of those
+    /// that were cached or loading.
+    fn take_local_tag(&self, tag: &TagKeys) -> HashSet<String> {
+        let mut removed = self.inner.local_tags.take(&tag.live);
+        removed.retain(|key| {
+            let live = self.is_live_at(key);
             self.remove_local_at(key);
-        }
-        removed.len() as u64
+            live
+        });
+        removed
     }
 
     /// Writes a tombstone over each of `keys`, tells the peers, and drops the local copies.
@@ -246,16 +256,23 @@ impl Cache {
         }
     }
 
-    /// Records, without Redis, that `skey` depends on each of `tags`.
+    /// Records in this process that `skey` depends on each of `tags` (when its load
+    /// begins, with or without Redis).
     pub(crate) fn register_local_tags(&self, tags: &[TagKeys], skey: &str) {
         if tags.is_empty() {
             return;
         }
         let names: Vec<String> = tags.iter().map(|t| t.live.clone()).collect();
-        // A key whose load is still in flight is live too: its registration must survive
-        // until it lands.
-        self.inner.local_tags.register(&names, skey, |key| {
-            self.contains_local_at(key) || self.inner.flights.is_in_flight(key)
-        });
+        // A key whose load is still in flight is live: its registration must survive until
+        // it lands.
+        self.inner
+            .local_tags
+            .register(&names, skey, |key| self.is_live_at(key));
+    }
+
+    /// Whether L1 keeps `skey`, fresh or stale (a stale value can still be served), or a
+    /// load of it is in flight.
+    fn is_live_at(&self, skey: &str) -> bool {
+        self.inner.l1.get_kept(skey).is_some() || self.inner.flights.is_in_flight(skey)
     }
 }

@@ -265,7 +265,6 @@ pub(crate) struct L1 {
     /// Entries evicted to make room (not expired, not invalidated).
     evictions: Arc<std::sync::atomic::AtomicU64>,
     weigh: Option<Weigh>,
-    capacity: u64,
 }
 
 impl L1 {
@@ -304,7 +303,6 @@ impl L1 {
             store,
             evictions,
             weigh,
-            capacity: entries,
         }
     }
 
@@ -370,11 +368,6 @@ impl L1 {
     pub(crate) fn clear_prefix(&self, prefix: String) {
         self.store
             .retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
-    }
-
-    /// The most entries it holds (under a byte bound: the estimate it was sized for).
-    pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
     }
 
     /// What L1 holds, without sweeping: entries (expired ones not yet dropped included),

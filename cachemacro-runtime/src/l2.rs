@@ -19,6 +19,10 @@ pub(crate) enum Read {
     Bytes(Vec<u8>),
     /// A value of another Redis type (a list, a hash...).
     WrongType,
+    /// A value was there that one of the tags being registered did not list (Redis evicted
+    /// or lost the tag's set, so an invalidation of the tag could have missed it): it was
+    /// replaced with the registration's tombstone, which this holds.
+    Lost(Vec<u8>),
 }
 
 /// What a fill requires the key to still hold.
@@ -47,12 +51,24 @@ impl FillIf<'_> {
 /// Registers `KEYS[1]` under each tag, then reads it: one round trip, so that a tag
 /// invalidation that comes later finds the key even while it is still loading.
 ///
+/// A value that one of the tags does not list (a live member of the sorted set, or a member
+/// of the older versions' set) may have escaped an invalidation of that tag: Redis evicted
+/// the set (`volatile-lru` evicts keys with a TTL) or lost it. It is replaced with a
+/// tombstone, atomically, so that no reader serves it, and the tombstone is returned.
+/// Tombstones (`cm`, format 1, kind 2, see `envelope`) are left as they are.
+///
 /// KEYS[1]: the value key; then, per tag, its sorted set and the set older versions use.
 /// ARGV[1]: the registration's deadline (ms since the epoch): when the entry can no longer
 /// be alive; ARGV[2]: now (ms); ARGV[3]: how long the sets are kept (ms); ARGV[4]: the last
-/// byte to read.
+/// byte to read; ARGV[5]: the tombstone; ARGV[6]: its TTL (ms).
 const REGISTER_AND_READ: &str = r"
+local listed = true
 for i = 2, #KEYS, 2 do
+    local score = redis.call('ZSCORE', KEYS[i], KEYS[1])
+    if not (score and tonumber(score) >= tonumber(ARGV[2]))
+        and redis.call('SISMEMBER', KEYS[i + 1], KEYS[1]) == 0 then
+        listed = false
+    end
     redis.call('ZADD', KEYS[i], 'GT', ARGV[1], KEYS[1])
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[2])
     redis.call('PEXPIRE', KEYS[i], ARGV[3], 'NX')
@@ -62,27 +78,36 @@ for i = 2, #KEYS, 2 do
         redis.call('PEXPIRE', KEYS[i + 1], ARGV[3], 'GT')
     end
 end
-return redis.pcall('GETRANGE', KEYS[1], 0, ARGV[4])
+local read = redis.pcall('GETRANGE', KEYS[1], 0, ARGV[4])
+if not listed and type(read) == 'string' and read ~= '' and string.sub(read, 1, 4) ~= 'cm\1\2' then
+    redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
+    return {ARGV[5]}
+end
+return read
 ";
 
 /// One tag's registration alone (a cluster, where the tag and the key live in different
-/// slots). KEYS[1]: the sorted set; ARGV[1]: the member; ARGV[2..4] as above.
+/// slots). KEYS[1]: the sorted set; ARGV[1]: the member; ARGV[2..4] as above. Returns 1
+/// when the member was listed already (alive), else 0.
 const REGISTER: &str = r"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4], 'NX')
 redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
-return 1
+if score and tonumber(score) >= tonumber(ARGV[3]) then return 1 end
+return 0
 ";
 
 /// Adds ARGV[1] to the older versions' set KEYS[1] when there is one (an older instance
-/// of the service uses it).
+/// of the service uses it). Returns 1 when it was a member already, else 0.
 const REGISTER_LEGACY: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('SADD', KEYS[1], ARGV[1])
+    local was = redis.call('SADD', KEYS[1], ARGV[1]) == 0
     redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+    if was then return 1 end
 end
-return 1
+return 0
 ";
 
 /// Stores a loaded value only if the key still holds what the load saw, so a load never
@@ -172,18 +197,25 @@ return 0
 /// Registers keys under their tags, then reads them (a batch's lookups, in one script).
 ///
 /// KEYS[1..ARGV[2]]: the keys to read; the rest: pairs of a tag's sorted set and its older
-/// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..5]: the
-/// registrations' deadline, now, and how long the tag sets are kept (as for one key);
-/// ARGV[5 + t]: the indices in KEYS of the keys registered under the t-th tag pair,
-/// space-separated. Answers for each key to read its first bytes, `""` when absent, `0`
-/// when it holds another Redis type.
+/// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..7]: the
+/// registrations' deadline, now, how long the tag sets are kept, the tombstone and its TTL
+/// (as for one key); ARGV[7 + t]: the indices in KEYS of the keys registered under the
+/// t-th tag pair, space-separated. Answers for each key to read its first bytes, `""` when
+/// absent, `0` when it holds another Redis type, and the tombstone in a table of its own
+/// when it replaced a value a tag did not list (see `REGISTER_AND_READ`).
 const READ_MANY: &str = r"
 local n = tonumber(ARGV[2])
+local unlisted = {}
 for t = 1, (#KEYS - n) / 2 do
     local live, legacy = KEYS[n + 2 * t - 1], KEYS[n + 2 * t]
     local has_legacy = redis.call('EXISTS', legacy) == 1
-    for index in string.gmatch(ARGV[5 + t], '%d+') do
+    for index in string.gmatch(ARGV[7 + t], '%d+') do
         local key = KEYS[tonumber(index)]
+        local score = redis.call('ZSCORE', live, key)
+        if not (score and tonumber(score) >= tonumber(ARGV[4]))
+            and not (has_legacy and redis.call('SISMEMBER', legacy, key) == 1) then
+            unlisted[tonumber(index)] = true
+        end
         redis.call('ZADD', live, 'GT', ARGV[3], key)
         if has_legacy then
             redis.call('SADD', legacy, key)
@@ -201,6 +233,9 @@ for i = 1, n do
     local read = redis.pcall('GETRANGE', KEYS[i], 0, ARGV[1])
     if type(read) == 'table' and read.err then
         out[i] = 0
+    elseif unlisted[i] and read ~= '' and string.sub(read, 1, 4) ~= 'cm\1\2' then
+        redis.call('SET', KEYS[i], ARGV[6], 'PX', ARGV[7])
+        out[i] = {ARGV[6]}
     else
         out[i] = read
     end
@@ -228,23 +263,47 @@ pub(crate) struct TagKeys {
 }
 
 /// A tag registration: the entry's key can be alive until `deadline_ms`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Registration {
     pub(crate) deadline_ms: u64,
     pub(crate) now_ms: u64,
     /// How long the tag's sets are kept.
     pub(crate) keep: Duration,
+    /// What replaces a value that a tag does not list (see [`Read::Lost`]), and for how long.
+    pub(crate) tombstone: Vec<u8>,
+    pub(crate) tombstone_ttl: Duration,
 }
 
 impl Registration {
-    /// A registration made now, alive for `keep`.
-    pub(crate) fn now(keep: Duration) -> Self {
+    /// A registration made now, alive for `keep`, that replaces a value a tag does not list
+    /// with `tombstone` for `tombstone_ttl`.
+    pub(crate) fn now(keep: Duration, tombstone: Vec<u8>, tombstone_ttl: Duration) -> Self {
         let now_ms = crate::envelope::now_ms();
         Self {
             deadline_ms: now_ms.saturating_add(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX)),
             now_ms,
             keep,
+            tombstone,
+            tombstone_ttl,
         }
+    }
+}
+
+/// What one answer of `REGISTER_AND_READ` or `READ_MANY` means.
+fn read_answer(value: Value) -> Read {
+    match value {
+        Value::Int(_) => Read::WrongType,
+        Value::Array(mut items) if items.len() == 1 => {
+            match redis::from_redis_value::<Vec<u8>>(items.remove(0)) {
+                Ok(tombstone) => Read::Lost(tombstone),
+                Err(_) => Read::Absent,
+            }
+        }
+        other => match redis::from_redis_value::<Vec<u8>>(other) {
+            Ok(bytes) if bytes.is_empty() => Read::Absent,
+            Ok(bytes) => Read::Bytes(bytes),
+            Err(_) => Read::Absent,
+        },
     }
 }
 
@@ -343,7 +402,7 @@ impl L2 {
         &self,
         keys: &[String],
         tags: &[Vec<TagKeys>],
-        registration: Registration,
+        registration: &Registration,
         limit: usize,
     ) -> Result<Vec<Read>, Fault> {
         use futures_util::future::try_join_all;
@@ -359,12 +418,22 @@ impl L2 {
             }
         }
         let keep = millis(registration.keep);
+        // On a cluster: whether every tag listed each key before this registration.
+        let mut listed = vec![true; keys.len()];
         if self.cluster && !by_tag.is_empty() {
-            let pairs = by_tag
+            let pairs: Vec<(&TagKeys, usize)> = by_tag
                 .iter()
-                .flat_map(|(tag, indices)| indices.iter().map(move |&i| (*tag, &keys[i])));
-            try_join_all(pairs.map(|(tag, key)| self.register_alone(tag, key, registration)))
-                .await?;
+                .flat_map(|(tag, indices)| indices.iter().map(move |&i| (*tag, i)))
+                .collect();
+            let found = try_join_all(
+                pairs
+                    .iter()
+                    .map(|&(tag, i)| self.register_alone(tag, &keys[i], registration)),
+            )
+            .await?;
+            for (&(_, i), was) in pairs.iter().zip(found) {
+                listed[i] &= was;
+            }
             by_tag.clear();
         }
         let mut reads: Vec<Option<Read>> = (0..keys.len()).map(|_| None).collect();
@@ -382,7 +451,9 @@ impl L2 {
                 invocation
                     .arg(registration.deadline_ms)
                     .arg(registration.now_ms)
-                    .arg(keep);
+                    .arg(keep)
+                    .arg(registration.tombstone.as_slice())
+                    .arg(millis(registration.tombstone_ttl));
                 let mut indices = String::new();
                 for (tag, _) in by_tag {
                     invocation.key(&tag.live).key(&tag.legacy);
@@ -401,20 +472,20 @@ impl L2 {
         .await?;
         for (group, values) in groups.iter().zip(answers) {
             for (&i, value) in group.iter().zip(values) {
-                reads[i] = Some(match value {
-                    Value::Int(_) => Read::WrongType,
-                    other => match redis::from_redis_value::<Vec<u8>>(other) {
-                        Ok(bytes) if bytes.is_empty() => Read::Absent,
-                        Ok(bytes) => Read::Bytes(bytes),
-                        Err(_) => Read::Absent,
-                    },
-                });
+                reads[i] = Some(read_answer(value));
             }
         }
-        Ok(reads
-            .into_iter()
-            .map(|r| r.unwrap_or(Read::Absent))
-            .collect())
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, read) in reads.into_iter().enumerate() {
+            let read = read.unwrap_or(Read::Absent);
+            out.push(if listed[i] {
+                read
+            } else {
+                self.bury_unlisted(&keys[i], read, registration, limit)
+                    .await?
+            });
+        }
+        Ok(out)
     }
 
     /// The indices of `keys`, grouped so that one script can touch each group: all of them
@@ -494,7 +565,7 @@ impl L2 {
         &self,
         key: &str,
         tags: &[TagKeys],
-        registration: Registration,
+        registration: &Registration,
         limit: usize,
     ) -> Result<Read, Fault> {
         if tags.is_empty() {
@@ -504,10 +575,15 @@ impl L2 {
         if self.cluster {
             // The tag sets and the key live in different slots: one round trip each, the
             // registrations first.
+            let mut listed = true;
             for tag in tags {
-                self.register_alone(tag, key, registration).await?;
+                listed &= self.register_alone(tag, key, registration).await?;
             }
-            return self.read(key, limit).await;
+            let read = self.read(key, limit).await?;
+            if listed {
+                return Ok(read);
+            }
+            return self.bury_unlisted(key, read, registration, limit).await;
         }
         let mut invocation = self.register_and_read.key(key);
         for tag in tags {
@@ -517,18 +593,25 @@ impl L2 {
             .arg(registration.deadline_ms)
             .arg(registration.now_ms)
             .arg(keep)
-            .arg(limit);
-        classify(self.invoke(Access::Read, &invocation).await)
+            .arg(limit)
+            .arg(registration.tombstone.as_slice())
+            .arg(millis(registration.tombstone_ttl));
+        match self.invoke::<Value>(Access::Read, &invocation).await {
+            Ok(Value::ServerError(err)) => classify(Err(Fault::Reply(err.into()))),
+            Ok(value) => Ok(read_answer(value)),
+            Err(fault) => classify(Err(fault)),
+        }
     }
 
     /// Registers `key` under `tag` on its own (a cluster, where the tag's sets and the key
-    /// live in different slots): the sorted set, then the older versions' set.
+    /// live in different slots): the sorted set, then the older versions' set. Returns
+    /// whether the tag listed the key already.
     async fn register_alone(
         &self,
         tag: &TagKeys,
         key: &str,
-        registration: Registration,
-    ) -> Result<i64, Fault> {
+        registration: &Registration,
+    ) -> Result<bool, Fault> {
         let keep = millis(registration.keep);
         let mut register = self.register.key(&tag.live);
         register
@@ -536,10 +619,47 @@ impl L2 {
             .arg(registration.deadline_ms)
             .arg(registration.now_ms)
             .arg(keep);
-        self.invoke::<i64>(Access::Read, &register).await?;
+        let live = self.invoke::<i64>(Access::Read, &register).await?;
         let mut legacy = self.register_legacy.key(&tag.legacy);
         legacy.arg(key).arg(keep);
-        self.invoke::<i64>(Access::Read, &legacy).await
+        let old = self.invoke::<i64>(Access::Read, &legacy).await?;
+        Ok(live == 1 || old == 1)
+    }
+
+    /// On a cluster, where a key and its tags' sets cannot be read in one script: replaces
+    /// `read`, a value a tag did not list, with the registration's tombstone if the key
+    /// still holds it (see `REGISTER_AND_READ`). Between the registration and this, another
+    /// reader can still take the value for listed: the one window a single server does not
+    /// have.
+    async fn bury_unlisted(
+        &self,
+        key: &str,
+        read: Read,
+        registration: &Registration,
+        limit: usize,
+    ) -> Result<Read, Fault> {
+        let Read::Bytes(bytes) = read else {
+            return Ok(read);
+        };
+        if matches!(
+            crate::envelope::parse(&bytes),
+            crate::envelope::Stored::Tombstone
+        ) {
+            return Ok(Read::Bytes(bytes));
+        }
+        let epoch = self.link.epoch();
+        self.fill(
+            key,
+            FillIf::Same(&bytes),
+            &registration.tombstone,
+            registration.tombstone_ttl,
+            limit,
+            epoch,
+        )
+        .await?;
+        // Buried, or the key changed meanwhile: either way the value read is not served,
+        // and a load's fill against the tombstone fails if the key changed.
+        Ok(Read::Lost(registration.tombstone.clone()))
     }
 
     async fn invoke<T: redis::FromRedisValue>(

@@ -368,11 +368,20 @@ impl Cache {
         let read = if tags.is_empty() {
             l2.read(skey, limit).await
         } else {
-            // The tag sets outlive the value: it is written up to a load's time after now.
-            let registration = Registration::now(plan.keep() + self.inner.tombstone_ttl);
-            l2.read_tagged(skey, tags, registration, limit).await
+            l2.read_tagged(skey, tags, &self.registration(plan), limit)
+                .await
         };
         self.interpret(skey, read, version, plan)
+    }
+
+    /// A tag registration for a load with `plan`, made now.
+    pub(crate) fn registration(&self, plan: &Plan) -> Registration {
+        // The tag sets outlive the value: it is written up to a load's time after now.
+        Registration::now(
+            plan.keep() + self.inner.tombstone_ttl,
+            envelope::tombstone(self.inner.instance),
+            self.inner.tombstone_ttl,
+        )
     }
 
     /// What an L2 read of `skey` means for a `T` at `version`.
@@ -390,6 +399,10 @@ impl Cache {
             Ok(Read::WrongType) => {
                 self.unusable::<T>(skey, "a value of another Redis type (not a string)");
                 return Lookup::Miss(Seen::WrongType);
+            }
+            Ok(Read::Lost(tombstone)) => {
+                warn_throttled!(key = %skey, "cache: a value in Redis was not listed under one of its tags (Redis evicted or lost the tag's set, so an invalidation of the tag could have missed it): not served, loading afresh");
+                return Lookup::Miss(Seen::Bytes(tombstone));
             }
             Err(fault) => return Lookup::Failed(Error::from_fault("read", fault)),
         };
@@ -679,11 +692,12 @@ impl Cache {
         } else {
             self.l1_stale::<M::Value>(&skey)
         };
+        // Registered here too, whatever Redis does: this process's own copy must be found
+        // by a tag invalidation even when Redis loses the tag's set (evicted, or lost in a
+        // restart or failover), and a peer's message finds it the same way.
+        self.register_local_tags(&tags, &skey);
         let (seen, lease) = match &self.inner.l2 {
-            None => {
-                self.register_local_tags(&tags, &skey);
-                (Seen::Unknown, None)
-            }
+            None => (Seen::Unknown, None),
             Some(l2) => {
                 let seen = match self
                     .l2_lookup::<M::Value>(l2, &skey, options.version, &tags, &plan)
@@ -705,10 +719,6 @@ impl Cache {
                         if !matches!(err, Error::Unavailable { .. }) {
                             warn_throttled!(key = %skey, error = %err, "cache: Redis read failed, loading without it");
                         }
-                        // The tags could not be registered in Redis either: register them
-                        // here, where a tag invalidation (ours, or a peer's message) still
-                        // finds them.
-                        self.register_local_tags(&tags, &skey);
                         Seen::Unknown
                     }
                 };
@@ -833,6 +843,7 @@ impl Cache {
             epoch: self.inner.l2.as_ref().map_or(0, |l2| l2.link().epoch()),
         };
         let tags: Vec<TagKeys> = options.tags.iter().map(|t| self.tag_keys(t)).collect();
+        self.register_local_tags(&tags, &skey);
         let (seen, lease) = match &self.inner.l2 {
             None => (Seen::Unknown, None),
             Some(l2) => {

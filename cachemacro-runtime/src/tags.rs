@@ -1,46 +1,41 @@
-//! The tag registry of a cache without Redis: which storage keys depend on each tag.
+//! The tag registry of this process: which storage keys its L1 holds (or loads) depend on
+//! each tag. It is what a tag invalidation drops locally, here and on the peers that hear
+//! it, with or without Redis, and even when Redis lost the tag's sets.
 //!
 //! Keys whose entries expired or were evicted stay listed until their tag is invalidated,
-//! so the registry prunes them; a prune runs only once a tag (or the number of tags) has
-//! doubled since the last one, which keeps registering O(1) amortized however many keys a
-//! tag has.
+//! so the registry sweeps them; a sweep runs only once the registrations have doubled since
+//! the last one, which keeps registering O(1) amortized and the registry within twice the
+//! live registrations.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// A tag's keys, pruned when they double.
-struct Keys {
-    keys: HashSet<String>,
-    /// Prune when `keys` grows past this.
-    next_prune: usize,
-}
-
 /// Tags and the storage keys that depend on them.
 pub(crate) struct LocalTags {
     state: Mutex<State>,
-    /// The fewest keys a tag holds before it is pruned.
-    keys_floor: usize,
-    /// The fewest tags before tags without live keys are swept.
-    tags_floor: usize,
+    /// The fewest registrations before the dead ones are swept.
+    floor: usize,
 }
 
 struct State {
-    tags: HashMap<String, Keys>,
-    /// Sweep the tags when there are more than this.
+    tags: HashMap<String, HashSet<String>>,
+    /// How many (tag, key) registrations `tags` holds.
+    registrations: usize,
+    /// Sweep when there are more registrations than this.
     next_sweep: usize,
 }
 
 impl LocalTags {
-    /// A registry that starts pruning a tag at `keys_floor` keys, and sweeping tags at
-    /// `tags_floor` tags.
-    pub(crate) fn new(keys_floor: usize, tags_floor: usize) -> Self {
+    /// A registry that sweeps its dead registrations once it holds more than `floor`, and
+    /// then whenever they double: it never holds more than twice the live ones (or `floor`).
+    pub(crate) fn new(floor: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 tags: HashMap::new(),
-                next_sweep: tags_floor,
+                registrations: 0,
+                next_sweep: floor,
             }),
-            keys_floor,
-            tags_floor,
+            floor,
         }
     }
 
@@ -49,43 +44,43 @@ impl LocalTags {
     }
 
     /// Records that `key` depends on each of `tags`. `live` tells whether a key may still
-    /// have an entry (cached, or loading): the others are pruned.
+    /// have an entry (cached, or loading): the others are swept.
     pub(crate) fn register(&self, tags: &[String], key: &str, live: impl Fn(&str) -> bool) {
-        let floor = self.keys_floor;
         let mut state = self.state();
         for tag in tags {
-            let entry = state.tags.entry(tag.clone()).or_insert_with(|| Keys {
-                keys: HashSet::new(),
-                next_prune: floor,
-            });
-            entry.keys.insert(key.to_owned());
-            if entry.keys.len() > entry.next_prune {
-                entry.keys.retain(|k| live(k));
-                entry.next_prune = floor.max(2 * entry.keys.len());
-            }
+            let added = match state.tags.get_mut(tag.as_str()) {
+                Some(keys) => keys.insert(key.to_owned()),
+                None => state
+                    .tags
+                    .insert(tag.clone(), HashSet::from([key.to_owned()]))
+                    .is_none(),
+            };
+            state.registrations += usize::from(added);
         }
-        if state.tags.len() > state.next_sweep {
-            state.tags.retain(|_, entry| {
-                entry.keys.retain(|k| live(k));
-                !entry.keys.is_empty()
+        if state.registrations > state.next_sweep {
+            let mut left = 0;
+            state.tags.retain(|_, keys| {
+                keys.retain(|k| live(k));
+                left += keys.len();
+                !keys.is_empty()
             });
-            state.next_sweep = self.tags_floor.max(2 * state.tags.len());
+            state.registrations = left;
+            state.next_sweep = self.floor.max(2 * left);
         }
     }
 
     /// Removes `tag` and returns the keys that depended on it.
     pub(crate) fn take(&self, tag: &str) -> HashSet<String> {
-        self.state()
-            .tags
-            .remove(tag)
-            .map(|entry| entry.keys)
-            .unwrap_or_default()
+        let mut state = self.state();
+        let keys = state.tags.remove(tag).unwrap_or_default();
+        state.registrations -= keys.len();
+        keys
     }
 
     /// How many keys are listed under `tag` (for tests).
     #[cfg(test)]
     fn len(&self, tag: &str) -> usize {
-        self.state().tags.get(tag).map_or(0, |e| e.keys.len())
+        self.state().tags.get(tag).map_or(0, HashSet::len)
     }
 }
 
@@ -95,8 +90,8 @@ mod tests {
     use std::cell::Cell;
 
     #[test]
-    fn dead_keys_are_pruned_as_the_tag_doubles() {
-        let tags = LocalTags::new(8, 8);
+    fn dead_keys_are_swept_as_the_registrations_double() {
+        let tags = LocalTags::new(8);
         let checks = Cell::new(0);
         let live = |k: &str| {
             checks.set(checks.get() + 1);
@@ -105,21 +100,26 @@ mod tests {
         for i in 0..10_000 {
             tags.register(&["all".into()], &format!("k{i}"), live);
         }
-        // Live keys: every tenth; the rest were pruned along the way.
+        // Live keys: every tenth; the rest were swept along the way.
         assert!(tags.len("all") <= 2 * 1000 + 16, "{}", tags.len("all"));
         // Amortized O(1): about a constant number of liveness checks per registration.
         assert!(checks.get() < 4 * 10_000, "{} checks", checks.get());
         let listed = tags.len("all");
         assert_eq!(tags.take("all").len(), listed);
         assert_eq!(tags.len("all"), 0);
+        assert_eq!(tags.state().registrations, 0);
     }
 
     #[test]
-    fn tags_without_live_keys_are_swept() {
-        let tags = LocalTags::new(4, 4);
+    fn many_tags_of_few_dead_keys_are_swept_too() {
+        let tags = LocalTags::new(4);
         for i in 0..1000 {
-            tags.register(&[format!("t{i}")], &format!("k{i}"), |_| false);
+            tags.register(&[format!("t{i}"), "all".into()], &format!("k{i}"), |_| {
+                false
+            });
         }
-        assert!(tags.state().tags.len() <= 8);
+        let state = tags.state();
+        assert!(state.tags.len() <= 8, "{} tags", state.tags.len());
+        assert!(state.registrations <= 8, "{}", state.registrations);
     }
 }

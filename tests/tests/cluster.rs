@@ -135,3 +135,42 @@ async fn on_a_cluster_a_batch_reads_every_slot_and_its_tags_reach_every_element(
     assert!(eventually(Duration::from_secs(3), || !a.contains_local("product:120")).await);
     assert_eq!(on(&a, products(vec![120])).await[&120], "v2 of 120");
 }
+
+static STOCK: Lazy<Mutex<HashMap<u64, u64>>> = Lazy::new(Default::default);
+
+fn stock_of(id: u64) -> u64 {
+    STOCK.lock().unwrap().get(&id).copied().unwrap_or(1)
+}
+
+#[cached(key = "stock:<id>", tags = ["stock"], cache = current())]
+async fn stock(id: u64) -> u64 {
+    stock_of(id)
+}
+
+#[cached(key = "stock:<id>", batch(id in ids), tags = ["stock"], cache = current())]
+async fn stocks(ids: Vec<u64>) -> HashMap<u64, u64> {
+    ids.into_iter().map(|id| (id, stock_of(id))).collect()
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_value_whose_tag_set_was_evicted_is_not_served() {
+    let cluster = RedisCluster::start(3);
+    let (a, b) = two_instances(&cluster).await;
+    // Ids spread over the slots of all three primaries.
+    assert_eq!(on(&a, stocks((0..10).collect())).await.len(), 10);
+    // Under `volatile-lru` Redis may evict the tag's set and keep the values it listed.
+    let set = "shop:c1:tz:{stock}";
+    let node = cluster.primary_of(cluster.slot_of(set));
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(set)
+        .query(&mut cluster.node(node).connection())
+        .unwrap();
+    assert_eq!(deleted, 1, "{set} was the tag's set");
+    STOCK.lock().unwrap().extend([(3, 2), (4, 2)]);
+    a.invalidate_tag("stock").await.unwrap();
+    // The values still in the cluster escaped the invalidation: neither a key alone nor a
+    // batch serves them.
+    assert_eq!(on(&b, stock(3)).await, 2);
+    assert_eq!(on(&b, stocks(vec![4, 5])).await[&4], 2);
+    assert_eq!(on(&a, stock(4)).await, 2);
+}

@@ -202,3 +202,91 @@ async fn tags_registered_by_an_older_version_are_invalidated_and_it_sees_ours() 
     assert_eq!(on(&cache, rolling(1)).await, "Ada");
     assert_eq!(on(&cache, rolling(2)).await, "Bob");
 }
+
+// ---- Redis loses a tag's registrations ----
+
+#[cached(key = "lost:<id>", tags = ["lost:<id>"], cache = current())]
+async fn lost(id: u64) -> String {
+    name("lost", id)
+}
+
+#[tokio::test]
+async fn a_tag_whose_registrations_redis_lost_still_drops_every_instances_copy() {
+    let server = RedisServer::start();
+    let a = instance(&server, "app").await;
+    let b = instance(&server, "app").await;
+    for cache in [&a, &b] {
+        assert_eq!(on(cache, lost(1)).await, "user1");
+    }
+    // Redis loses everything, as a restart without persistence or a failover to a replica
+    // that lagged does, while the instances keep their connections (and their L1).
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut server.connection())
+        .unwrap();
+    rename("lost", 1, "Ada");
+    assert_eq!(
+        a.invalidate_tag("lost:1").await.unwrap(),
+        1,
+        "the entry this instance loaded is found in its own registry"
+    );
+    assert_eq!(
+        on(&a, lost(1)).await,
+        "Ada",
+        "the invalidating instance reads the write at once"
+    );
+    let peer_dropped = eventually(Duration::from_secs(3), || !b.contains_local("lost:1"));
+    assert!(
+        peer_dropped.await,
+        "the peer dropped its copy on the message"
+    );
+    assert_eq!(on(&b, lost(1)).await, "Ada");
+}
+
+#[cached(key = "evicted:<id>", tags = ["evicted:<id>"], cache = current())]
+async fn evicted(id: u64) -> String {
+    name("evicted", id)
+}
+
+#[cached(key = "evicted:<id>", batch(id in ids), tags = ["evicted:<id>"], cache = current())]
+async fn evicted_many(ids: Vec<u64>) -> HashMap<u64, String> {
+    ids.into_iter()
+        .map(|id| (id, name("evicted", id)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_value_whose_tag_registration_redis_evicted_is_not_served_from_redis() {
+    let server = RedisServer::start();
+    let writer = instance(&server, "app").await;
+    for id in [1, 2] {
+        assert_eq!(on(&writer, evicted(id)).await, format!("user{id}"));
+    }
+    // Under `maxmemory-policy volatile-lru` Redis may evict a tag's set (it has a TTL) and
+    // keep the values it covered.
+    let mut raw = server.connection();
+    for id in [1, 2] {
+        let set = format!("app:c1:tz:{{evicted:{id}}}");
+        let deleted: u64 = redis::cmd("DEL").arg(&set).query(&mut raw).unwrap();
+        assert_eq!(deleted, 1, "{set} was the tag's set");
+    }
+    rename("evicted", 1, "Ada");
+    rename("evicted", 2, "Bob");
+    for id in [1, 2] {
+        writer
+            .invalidate_tag(&format!("evicted:{id}"))
+            .await
+            .unwrap();
+    }
+    // The value still in Redis escaped the invalidation: it is not served, whoever reads it,
+    // one key at a time or in a batch.
+    let reader = instance(&server, "app").await;
+    assert_eq!(on(&reader, evicted(1)).await, "Ada");
+    let found = on(&reader, evicted_many(vec![2])).await;
+    assert_eq!(found[&2], "Bob");
+    assert_eq!(on(&writer, evicted(1)).await, "Ada");
+    assert_eq!(on(&writer, evicted(2)).await, "Bob");
+    // What was loaded instead is registered again and shared through Redis.
+    let other = instance(&server, "app").await;
+    assert_eq!(on(&other, evicted(2)).await, "Bob");
+    assert_eq!(writer.invalidate_tag("evicted:2").await.unwrap(), 1);
+}
