@@ -290,3 +290,32 @@ async fn a_value_whose_tag_registration_redis_evicted_is_not_served_from_redis()
     assert_eq!(on(&other, evicted(2)).await, "Bob");
     assert_eq!(writer.invalidate_tag("evicted:2").await.unwrap(), 1);
 }
+
+static KEPT_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(key = "kept:<id>", ttl = "50ms", stale_for = "1h", tags = ["kept:<id>"], cache = current())]
+async fn kept(id: u64) -> Result<String, String> {
+    if KEPT_FAILS.load(Ordering::SeqCst) {
+        return Err("the source is down".into());
+    }
+    Ok(name("kept", id))
+}
+
+#[tokio::test]
+async fn a_stale_value_kept_for_failures_stays_registered_and_its_tag_removes_it() {
+    let cache = Cache::in_memory();
+    assert_eq!(on(&cache, kept(1)).await.unwrap(), "user1");
+    // Past its freshness: kept only to be served if a reload fails.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // Enough other registrations that the registry sweeps the dead ones.
+    for id in 0..6_000 {
+        on(&cache, profile(100_000 + id)).await;
+    }
+    assert_eq!(cache.invalidate_tag("kept:1").await.unwrap(), 1);
+    KEPT_FAILS.store(true, Ordering::SeqCst);
+    assert_eq!(
+        on(&cache, kept(1)).await,
+        Err("the source is down".to_owned()),
+        "the invalidated value is not served as a stale fallback"
+    );
+}
