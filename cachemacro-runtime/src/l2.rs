@@ -48,44 +48,6 @@ impl FillIf<'_> {
     }
 }
 
-/// Registers `KEYS[1]` under each tag, then reads it: one round trip, so that a tag
-/// invalidation that comes later finds the key even while it is still loading.
-///
-/// A value that one of the tags does not list (a live member of the sorted set, or a member
-/// of the older versions' set) may have escaped an invalidation of that tag: Redis evicted
-/// the set (`volatile-lru` evicts keys with a TTL) or lost it. It is replaced with a
-/// tombstone, atomically, so that no reader serves it, and the tombstone is returned.
-/// Tombstones (`cm`, format 1, kind 2, see `envelope`) are left as they are.
-///
-/// KEYS[1]: the value key; then, per tag, its sorted set and the set older versions use.
-/// ARGV[1]: the registration's deadline (ms since the epoch): when the entry can no longer
-/// be alive; ARGV[2]: now (ms); ARGV[3]: how long the sets are kept (ms); ARGV[4]: the last
-/// byte to read; ARGV[5]: the tombstone; ARGV[6]: its TTL (ms).
-const REGISTER_AND_READ: &str = r"
-local listed = true
-for i = 2, #KEYS, 2 do
-    local score = redis.call('ZSCORE', KEYS[i], KEYS[1])
-    if not (score and tonumber(score) >= tonumber(ARGV[2]))
-        and redis.call('SISMEMBER', KEYS[i + 1], KEYS[1]) == 0 then
-        listed = false
-    end
-    redis.call('ZADD', KEYS[i], 'GT', ARGV[1], KEYS[1])
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[2])
-    redis.call('PEXPIRE', KEYS[i], ARGV[3], 'NX')
-    redis.call('PEXPIRE', KEYS[i], ARGV[3], 'GT')
-    if redis.call('EXISTS', KEYS[i + 1]) == 1 then
-        redis.call('SADD', KEYS[i + 1], KEYS[1])
-        redis.call('PEXPIRE', KEYS[i + 1], ARGV[3], 'GT')
-    end
-end
-local read = redis.pcall('GETRANGE', KEYS[1], 0, ARGV[4])
-if not listed and type(read) == 'string' and read ~= '' and string.sub(read, 1, 4) ~= 'cm\1\2' then
-    redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
-    return {ARGV[5]}
-end
-return read
-";
-
 /// One tag's registration alone (a cluster, where the tag and the key live in different
 /// slots). KEYS[1]: the sorted set; ARGV[1]: the member; ARGV[2..4] as above. Returns 1
 /// when the member was listed already (alive), else 0.
@@ -194,7 +156,15 @@ end
 return 0
 ";
 
-/// Registers keys under their tags, then reads them (a batch's lookups, in one script).
+/// Registers keys under their tags, then reads them: one round trip, so that a tag
+/// invalidation that comes later finds each key even while it is still loading (a load's
+/// lookup, or a batch's).
+///
+/// A value that one of its tags does not list (a live member of the sorted set, or a
+/// member of the older versions' set) may have escaped an invalidation of that tag: Redis
+/// evicted the set (`volatile-lru` evicts keys with a TTL) or lost it. It is replaced with
+/// a tombstone, atomically, so that no reader serves it, and the tombstone is returned.
+/// Tombstones (`cm`, format 1, kind 2, see `envelope`) are left as they are.
 ///
 /// KEYS[1..ARGV[2]]: the keys to read; the rest: pairs of a tag's sorted set and its older
 /// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..7]: the
@@ -202,7 +172,7 @@ return 0
 /// (as for one key); ARGV[7 + t]: the indices in KEYS of the keys registered under the
 /// t-th tag pair, space-separated. Answers for each key to read its first bytes, `""` when
 /// absent, `0` when it holds another Redis type, and the tombstone in a table of its own
-/// when it replaced a value a tag did not list (see `REGISTER_AND_READ`).
+/// when it replaced a value a tag did not list.
 const READ_MANY: &str = r"
 local n = tonumber(ARGV[2])
 local unlisted = {}
@@ -289,7 +259,7 @@ impl Registration {
     }
 }
 
-/// What one answer of `REGISTER_AND_READ` or `READ_MANY` means.
+/// What one answer of `READ_MANY` means.
 fn read_answer(value: Value) -> Read {
     match value {
         Value::Int(_) => Read::WrongType,
@@ -314,7 +284,6 @@ pub(crate) struct L2 {
     cluster: bool,
     /// How a bus message is published (`PUBLISH`, `SPUBLISH` or both).
     bus_channels: BusChannels,
-    register_and_read: Script,
     register: Script,
     register_legacy: Script,
     fill: Script,
@@ -366,7 +335,6 @@ impl L2 {
             link,
             cluster,
             bus_channels,
-            register_and_read: Script::new(REGISTER_AND_READ),
             register: Script::new(REGISTER),
             register_legacy: Script::new(REGISTER_LEGACY),
             fill: Script::new(FILL),
@@ -571,36 +539,10 @@ impl L2 {
         if tags.is_empty() {
             return self.read(key, limit).await;
         }
-        let keep = millis(registration.keep);
-        if self.cluster {
-            // The tag sets and the key live in different slots: one round trip each, the
-            // registrations first.
-            let mut listed = true;
-            for tag in tags {
-                listed &= self.register_alone(tag, key, registration).await?;
-            }
-            let read = self.read(key, limit).await?;
-            if listed {
-                return Ok(read);
-            }
-            return self.bury_unlisted(key, read, registration, limit).await;
-        }
-        let mut invocation = self.register_and_read.key(key);
-        for tag in tags {
-            invocation.key(&tag.live).key(&tag.legacy);
-        }
-        invocation
-            .arg(registration.deadline_ms)
-            .arg(registration.now_ms)
-            .arg(keep)
-            .arg(limit)
-            .arg(registration.tombstone.as_slice())
-            .arg(millis(registration.tombstone_ttl));
-        match self.invoke::<Value>(Access::Read, &invocation).await {
-            Ok(Value::ServerError(err)) => classify(Err(Fault::Reply(err.into()))),
-            Ok(value) => Ok(read_answer(value)),
-            Err(fault) => classify(Err(fault)),
-        }
+        let mut reads = self
+            .read_many(&[key.to_owned()], &[tags.to_vec()], registration, limit)
+            .await?;
+        Ok(reads.pop().unwrap_or(Read::Absent))
     }
 
     /// Registers `key` under `tag` on its own (a cluster, where the tag's sets and the key
@@ -628,7 +570,7 @@ impl L2 {
 
     /// On a cluster, where a key and its tags' sets cannot be read in one script: replaces
     /// `read`, a value a tag did not list, with the registration's tombstone if the key
-    /// still holds it (see `REGISTER_AND_READ`). Between the registration and this, another
+    /// still holds it (see `READ_MANY`). Between the registration and this, another
     /// reader can still take the value for listed: the one window a single server does not
     /// have.
     async fn bury_unlisted(
