@@ -401,7 +401,11 @@ impl Cache {
                 return Lookup::Miss(Seen::WrongType);
             }
             Ok(Read::Lost(tombstone)) => {
-                warn_throttled!(key = %skey, "cache: a value in Redis was not listed under one of its tags (Redis evicted or lost the tag's set, so an invalidation of the tag could have missed it): not served, loading afresh");
+                self.unusable::<T>(
+                    skey,
+                    "not listed under one of its tags (Redis evicted or lost the tag's set, so \
+                     an invalidation of the tag could have missed it); replaced with a tombstone",
+                );
                 return Lookup::Miss(Seen::Bytes(tombstone));
             }
             Err(fault) => return Lookup::Failed(Error::from_fault("read", fault)),

@@ -27,8 +27,8 @@ pub struct Stats {
     pub stale_loads_dropped: u64,
     /// Redis operations that failed or timed out.
     pub redis_errors: u64,
-    /// Values in Redis that could not be used (corrupt, another type or version) and were
-    /// treated as misses.
+    /// Values in Redis that could not be used (corrupt, another type or version, or no
+    /// longer listed under one of their tags) and were treated as misses.
     pub unusable_values: u64,
     /// Invalidations received from other instances over the bus.
     pub invalidations_received: u64,

@@ -283,6 +283,11 @@ async fn a_value_whose_tag_registration_redis_evicted_is_not_served_from_redis()
     assert_eq!(on(&reader, evicted(1)).await, "Ada");
     let found = on(&reader, evicted_many(vec![2])).await;
     assert_eq!(found[&2], "Bob");
+    assert_eq!(
+        reader.stats().unusable_values,
+        2,
+        "each value found unlisted is counted"
+    );
     assert_eq!(on(&writer, evicted(1)).await, "Ada");
     assert_eq!(on(&writer, evicted(2)).await, "Bob");
     // What was loaded instead is registered again and shared through Redis.
