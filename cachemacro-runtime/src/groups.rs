@@ -160,6 +160,13 @@ impl Cache {
     /// kept only while their entries can be alive, so a tag on every entry stays as large
     /// as the entries that still live.
     ///
+    /// Each instance also registers the tags of its own loads in memory, so that this call
+    /// (and the bus message it sends the others) drops every L1 copy even when Redis lost
+    /// or evicted the tag's set; a value Redis still holds that its tag no longer lists is
+    /// never served (the next tagged read replaces it). That registry costs about 100
+    /// bytes per tag of each entry (the key, once per tag), and sweeps what L1 no longer
+    /// holds whenever it doubles.
+    ///
     /// When it returns an error (Redis refused a write, say for lack of memory), the
     /// entries it could not reach stay registered: calling it again finishes the job.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
