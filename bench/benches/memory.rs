@@ -6,11 +6,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachemacro::Cache;
+use cachemacro::{cached, Cache};
 use cachemacro_bench::l1::{cm_user, RawMoka};
 use cachemacro_bench::model::{user, User};
 use cachemacro_bench::report;
 use cachemacro_bench::stats::Table;
+use once_cell::sync::Lazy;
 use stats_alloc::{Stats, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -101,6 +102,45 @@ async fn raw_bytes_per_entry(n: u64) -> f64 {
     (after - before) as f64 / n as f64
 }
 
+/// The in-memory cache of the tag registry's row.
+static TAGS: Lazy<Cache> = Lazy::new(|| {
+    Cache::builder()
+        .namespace("bench")
+        .l1_capacity(500_000)
+        .build_in_memory()
+        .expect("valid settings")
+});
+
+#[cached(key = "tagged:<id>", ttl = "10m", tags = ["user:<id>"], cache = TAGS)]
+async fn tagged_user(id: u64) -> User {
+    user(id)
+}
+
+#[cached(key = "plain:<id>", ttl = "10m", cache = TAGS)]
+async fn plain_user(id: u64) -> User {
+    user(id)
+}
+
+/// Heap bytes per entry of `n` entries loaded through a `#[cached]` function with one tag,
+/// and through the same function without: the difference is the tag registry's.
+async fn tagged_and_plain_bytes_per_entry(n: u64) -> (f64, f64) {
+    Lazy::force(&TAGS);
+    let before = live(&GLOBAL.stats());
+    for id in 0..n {
+        black_box(plain_user(id).await);
+    }
+    let plain = live(&GLOBAL.stats());
+    for id in 0..n {
+        black_box(tagged_user(id).await);
+    }
+    let tagged = live(&GLOBAL.stats());
+    assert!(TAGS.local_entry_count() >= 2 * n * 99 / 100);
+    (
+        (tagged - plain) as f64 / n as f64,
+        (plain - before) as f64 / n as f64,
+    )
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -129,6 +169,15 @@ fn main() {
             ours,
             ("raw moka::future holding Arc<User>", raw),
             Some(1.3),
+        );
+
+        let (tagged, plain) = tagged_and_plain_bytes_per_entry(100_000).await;
+        table.lower_is_better(
+            "heap per entry at 100000 entries through #[cached], with one tag (bytes)",
+            "B",
+            tagged,
+            ("the same function without tags", plain),
+            None,
         );
 
         // Allocations per L1 hit: the clone of the value (two Strings) is the floor.

@@ -163,9 +163,10 @@ impl Cache {
     /// Each instance also registers the tags of its own loads in memory, so that this call
     /// (and the bus message it sends the others) drops every L1 copy even when Redis lost
     /// or evicted the tag's set; a value Redis still holds that its tag no longer lists is
-    /// never served (the next tagged read replaces it). That registry costs about 100
-    /// bytes per tag of each entry (the key, once per tag), and sweeps what L1 no longer
-    /// holds whenever it doubles.
+    /// never served (the next tagged read replaces it). That registry costs about 140
+    /// bytes per entry with one tag of its own (`user:<id>`; the memory bench measures it),
+    /// less for a tag shared by many entries, and sweeps what L1 no longer holds whenever
+    /// it doubles.
     ///
     /// When it returns an error (Redis refused a write, say for lack of memory), the
     /// entries it could not reach stay registered: calling it again finishes the job.
@@ -202,7 +203,10 @@ impl Cache {
             let members: Vec<String> = batch.iter().map(|(m, _)| m.clone()).collect();
             self.tombstone_keys(l2, &members).await.map_err(fault)?;
             l2.forget(&keys, &batch).await.map_err(fault)?;
-            removed += members.iter().filter(|m| !local.contains(*m)).count() as u64;
+            removed += members
+                .iter()
+                .filter(|m| !local.contains(m.as_str()))
+                .count() as u64;
         }
         // The peers drop what they registered only in their own memory.
         self.publish(Message::Tag(tag.to_owned())).await?;
@@ -216,8 +220,8 @@ impl Cache {
 
     /// Drops the entries registered under `tag` in this process; returns the keys of those
     /// that were cached or loading.
-    fn take_local_tag(&self, tag: &TagKeys) -> HashSet<String> {
-        let mut removed = self.inner.local_tags.take(&tag.live);
+    fn take_local_tag(&self, tag: &TagKeys) -> HashSet<Box<str>> {
+        let mut removed = self.inner.local_tags.take(&tag.name);
         removed.retain(|key| {
             let live = self.is_live_at(key);
             self.remove_local_at(key);
@@ -257,6 +261,7 @@ impl Cache {
         // `{...}` puts a tag's registrations and its pending set in one cluster slot, so
         // that one script can move the first into the second.
         TagKeys {
+            name: tag.to_owned(),
             live: format!("{root}tz:{{{tag}}}"),
             pending: format!("{root}tp:{{{tag}}}"),
             legacy: self.inner.layout.tag_key(tag),
@@ -269,12 +274,13 @@ impl Cache {
         if tags.is_empty() {
             return;
         }
-        let names: Vec<String> = tags.iter().map(|t| t.live.clone()).collect();
         // A key whose load is still in flight is live: its registration must survive until
         // it lands.
         self.inner
             .local_tags
-            .register(&names, skey, |key| self.is_live_at(key));
+            .register(tags.iter().map(|t| t.name.as_str()), skey, |key| {
+                self.is_live_at(key)
+            });
     }
 
     /// Whether L1 keeps `skey`, fresh or stale (a stale value can still be served), or a

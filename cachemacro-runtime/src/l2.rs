@@ -224,6 +224,8 @@ return 0
 /// The Redis keys of one tag.
 #[derive(Clone, Debug)]
 pub(crate) struct TagKeys {
+    /// The tag itself, as the application names it.
+    pub(crate) name: String,
     /// The sorted set of registrations: storage key -> deadline.
     pub(crate) live: String,
     /// What an invalidation of the tag still has to tombstone.

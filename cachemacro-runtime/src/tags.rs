@@ -18,11 +18,65 @@ pub(crate) struct LocalTags {
 }
 
 struct State {
-    tags: HashMap<String, HashSet<String>>,
+    tags: HashMap<Box<str>, Keys>,
     /// How many (tag, key) registrations `tags` holds.
     registrations: usize,
     /// Sweep when there are more registrations than this.
     next_sweep: usize,
+}
+
+/// The keys of one tag. Most tags name one entity (`user:<id>`) and list one key: it is
+/// kept without a set of its own (a set of one costs about 200 bytes more), and the set of
+/// the others is boxed, so that a tag's slot in the map stays small.
+enum Keys {
+    One(Box<str>),
+    Many(Box<HashSet<Box<str>>>),
+}
+
+impl Keys {
+    /// Adds `key`; returns whether it was not listed yet.
+    fn insert(&mut self, key: &str) -> bool {
+        match self {
+            Keys::One(one) if &**one == key => false,
+            Keys::One(one) => {
+                let first = std::mem::take(one);
+                *self = Keys::Many(Box::new(HashSet::from([first, key.into()])));
+                true
+            }
+            Keys::Many(many) => {
+                if many.contains(key) {
+                    false
+                } else {
+                    many.insert(key.into())
+                }
+            }
+        }
+    }
+
+    /// Keeps the keys `live` holds; returns how many are left.
+    fn retain(&mut self, live: impl Fn(&str) -> bool) -> usize {
+        match self {
+            Keys::One(one) => usize::from(live(one)),
+            Keys::Many(many) => {
+                many.retain(|k| live(k));
+                many.len()
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Keys::One(_) => 1,
+            Keys::Many(many) => many.len(),
+        }
+    }
+
+    fn into_set(self) -> HashSet<Box<str>> {
+        match self {
+            Keys::One(one) => HashSet::from([one]),
+            Keys::Many(many) => *many,
+        }
+    }
 }
 
 impl LocalTags {
@@ -43,26 +97,31 @@ impl LocalTags {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records that `key` depends on each of `tags`. `live` tells whether a key may still
-    /// have an entry (cached, or loading): the others are swept.
-    pub(crate) fn register(&self, tags: &[String], key: &str, live: impl Fn(&str) -> bool) {
+    /// Records that `key` depends on each of `tags` (their names). `live` tells whether a
+    /// key may still have an entry (cached, or loading): the others are swept.
+    pub(crate) fn register<'t>(
+        &self,
+        tags: impl IntoIterator<Item = &'t str>,
+        key: &str,
+        live: impl Fn(&str) -> bool,
+    ) {
         let mut state = self.state();
         for tag in tags {
-            let added = match state.tags.get_mut(tag.as_str()) {
-                Some(keys) => keys.insert(key.to_owned()),
-                None => state
-                    .tags
-                    .insert(tag.clone(), HashSet::from([key.to_owned()]))
-                    .is_none(),
+            let added = match state.tags.get_mut(tag) {
+                Some(keys) => keys.insert(key),
+                None => {
+                    state.tags.insert(tag.into(), Keys::One(key.into()));
+                    true
+                }
             };
             state.registrations += usize::from(added);
         }
         if state.registrations > state.next_sweep {
             let mut left = 0;
             state.tags.retain(|_, keys| {
-                keys.retain(|k| live(k));
-                left += keys.len();
-                !keys.is_empty()
+                let kept = keys.retain(&live);
+                left += kept;
+                kept > 0
             });
             state.registrations = left;
             state.next_sweep = self.floor.max(2 * left);
@@ -70,17 +129,19 @@ impl LocalTags {
     }
 
     /// Removes `tag` and returns the keys that depended on it.
-    pub(crate) fn take(&self, tag: &str) -> HashSet<String> {
+    pub(crate) fn take(&self, tag: &str) -> HashSet<Box<str>> {
         let mut state = self.state();
-        let keys = state.tags.remove(tag).unwrap_or_default();
+        let Some(keys) = state.tags.remove(tag) else {
+            return HashSet::new();
+        };
         state.registrations -= keys.len();
-        keys
+        keys.into_set()
     }
 
     /// How many keys are listed under `tag` (for tests).
     #[cfg(test)]
     fn len(&self, tag: &str) -> usize {
-        self.state().tags.get(tag).map_or(0, HashSet::len)
+        self.state().tags.get(tag).map_or(0, Keys::len)
     }
 }
 
@@ -98,7 +159,7 @@ mod tests {
             k.ends_with('0')
         };
         for i in 0..10_000 {
-            tags.register(&["all".into()], &format!("k{i}"), live);
+            tags.register(["all"], &format!("k{i}"), live);
         }
         // Live keys: every tenth; the rest were swept along the way.
         assert!(tags.len("all") <= 2 * 1000 + 16, "{}", tags.len("all"));
@@ -111,12 +172,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_takes_two_words_in_the_map() {
+        assert!(std::mem::size_of::<Keys>() <= 16);
+    }
+
+    #[test]
+    fn a_tag_of_one_key_grows_into_a_set_and_lists_each_key_once() {
+        let tags = LocalTags::new(100);
+        tags.register(["t"], "a", |_| true);
+        tags.register(["t"], "a", |_| true);
+        assert_eq!(tags.len("t"), 1);
+        tags.register(["t"], "b", |_| true);
+        tags.register(["t"], "a", |_| true);
+        assert_eq!(tags.len("t"), 2);
+        assert_eq!(tags.state().registrations, 2);
+        let taken = tags.take("t");
+        assert!(taken.contains("a") && taken.contains("b") && taken.len() == 2);
+        assert_eq!(tags.state().registrations, 0);
+    }
+
+    #[test]
     fn many_tags_of_few_dead_keys_are_swept_too() {
         let tags = LocalTags::new(4);
         for i in 0..1000 {
-            tags.register(&[format!("t{i}"), "all".into()], &format!("k{i}"), |_| {
-                false
-            });
+            let own = format!("t{i}");
+            tags.register([own.as_str(), "all"], &format!("k{i}"), |_| false);
         }
         let state = tags.state();
         assert!(state.tags.len() <= 8, "{} tags", state.tags.len());
