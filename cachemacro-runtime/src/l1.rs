@@ -169,7 +169,7 @@ impl Entry {
     }
 
     /// The value itself if it is a `T` (a hit's copy); else the type it is.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take<T: Clone + Send + Sync + 'static>(self) -> Result<T, std::any::TypeId> {
         self.value.take::<T>()
     }
@@ -310,8 +310,13 @@ impl L1 {
     /// `keep_until` drops it, so that it frees its room before any live entry is evicted.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
+        self.get_at(key, clock::now_ms())
+    }
+
+    /// [`get`](Self::get) at coarse time `now` (from [`clock::now_ms`]).
+    #[inline]
+    pub(crate) fn get_at(&self, key: &str, now: u64) -> Option<Entry> {
         let entry = self.store.get(&Lookup(key))?;
-        let now = clock::now_ms();
         if entry.is_fresh(now) {
             return Some(entry);
         }

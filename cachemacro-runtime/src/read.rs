@@ -318,20 +318,21 @@ impl Cache {
     }
 
     /// The L1 answer for `skey`, with the owned key when it is not a plain hit.
-    #[inline]
+    #[inline(always)]
     fn looked_up<T: CacheValue>(
         &self,
         skey: &str,
         site: &'static Site,
         span: &tracing::Span,
     ) -> Result<T, Looked<T>> {
-        let Some(entry) = self.inner.l1.get(skey) else {
+        let now = crate::l1::clock::now_ms();
+        let Some(entry) = self.inner.l1.get_at(skey, now) else {
             if !span.is_disabled() {
                 span.record("key", skey);
             }
             return Err(Looked::Miss(skey.to_owned()));
         };
-        let due = entry.refresh_due(crate::l1::clock::now_ms());
+        let due = entry.refresh_due(now);
         match entry.take::<T>() {
             Ok(value) => {
                 self.inner.counters.l1_hit();

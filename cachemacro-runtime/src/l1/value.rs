@@ -162,7 +162,7 @@ impl Value {
     }
 
     /// The value, if it is a `T`; else the type it is.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take<T: Clone + Send + Sync + 'static>(self) -> Result<T, TypeId> {
         Ok(match self.into_stored::<T>()? {
             Stored::Inline(value) => value,
@@ -181,7 +181,7 @@ impl Value {
     }
 
     /// Moves the value out as it is stored, if it is a `T`; else the type it is.
-    #[inline]
+    #[inline(always)]
     fn into_stored<T: 'static>(self) -> Result<Stored<T>, TypeId> {
         if !self.is::<T>() {
             return Err((self.vtable.type_id)());
