@@ -56,6 +56,23 @@ pub struct Stats {
     pub functions: Vec<crate::FunctionStats>,
 }
 
+thread_local! {
+    /// This thread's stripe of every [`Striped`] counter (`usize::MAX` until it has one).
+    /// Constant-initialised and without a destructor: a read is one load.
+    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Gives this thread its stripe: the threads take them in turn, so that the first eight
+/// never share one.
+#[cold]
+#[inline(never)]
+fn assign_stripe() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let stripe = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
+    STRIPE.set(stripe);
+    stripe
+}
+
 /// A counter that many threads bump: striped over cache lines so that they do not contend.
 #[derive(Default)]
 pub(crate) struct Striped([Padded; 8]);
@@ -70,20 +87,12 @@ impl Striped {
         Self([const { Padded(AtomicU64::new(0)) }; 8])
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add(&self) {
-        thread_local! {
-            // Constant-initialised and without a destructor: a read is one load.
-            static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-        }
-        /// Hands the threads their stripes in turn, so that the first eight never share one.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let stripe = STRIPE.with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT.fetch_add(1, Ordering::Relaxed) as usize);
-            }
-            s.get()
-        });
+        let stripe = match STRIPE.get() {
+            usize::MAX => assign_stripe(),
+            stripe => stripe,
+        };
         self.0[stripe % self.0.len()]
             .0
             .fetch_add(1, Ordering::Relaxed);
