@@ -1,7 +1,8 @@
 //! The multi-process history check: several OS processes (the `history` binary, each with
 //! its own `Cache`) read and write a few hot keys at random against one redis-server while
 //! faults are injected into it (kill -9 and restart empty, SIGSTOP, `CLIENT KILL TYPE
-//! pubsub`, `CLIENT KILL TYPE normal`, `DEBUG SLEEP`). The source of truth is another
+//! pubsub`, `CLIENT KILL TYPE normal`, `DEBUG SLEEP`, the tags' sets evicted while the
+//! values stay). The source of truth is another
 //! redis-server that is never faulted.
 //!
 //! Afterwards every read is checked against every invalidation that returned Ok before the
@@ -51,6 +52,9 @@ struct History {
     /// Its cache's counts of the paths taken: stale values served, refreshes ahead, fleet
     /// waits, loads dropped as stale.
     paths: [u64; 4],
+    /// Values in Redis it did not use (among them those an evicted tag set no longer
+    /// listed).
+    unusable: u64,
 }
 
 fn parse(text: &str) -> History {
@@ -80,6 +84,7 @@ fn parse(text: &str) -> History {
                 for (i, count) in history.paths.iter_mut().enumerate() {
                     *count = n(i + 1);
                 }
+                history.unusable = f.get(5).and_then(|v| v.parse().ok()).unwrap_or(0);
             }
             Some("B") => {
                 if let Some(since) = down_since.take() {
@@ -206,7 +211,7 @@ async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<(u64, &'st
     tokio::time::sleep(Duration::from_millis(1500)).await;
     while tokio::time::Instant::now() + Duration::from_secs(2) < deadline {
         let began = now_us();
-        let fault = match round % 5 {
+        let fault = match round % 6 {
             0 => {
                 server.restart();
                 "kill -9 and restart"
@@ -225,6 +230,10 @@ async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<(u64, &'st
                 admin(server, &["DEBUG", "SLEEP", "0.5"]).await;
                 "DEBUG SLEEP 0.5"
             }
+            4 => {
+                evict_tag_sets(server).await;
+                "evict the tag sets"
+            }
             _ => {
                 admin(server, &["CLIENT", "KILL", "TYPE", "normal"]).await;
                 "CLIENT KILL TYPE normal"
@@ -235,6 +244,38 @@ async fn inject_faults(server: &mut RedisServer, seconds: u64) -> Vec<(u64, &'st
         tokio::time::sleep(Duration::from_millis(700 + 400 * (round % 3))).await;
     }
     injected
+}
+
+/// Deletes every tag's set of registrations and keeps the values they list, as
+/// `maxmemory-policy volatile-lru` may (the sets have a TTL).
+async fn evict_tag_sets(server: &RedisServer) {
+    let Ok(mut conn) = server.client().get_multiplexed_async_connection().await else {
+        return;
+    };
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("*:tz:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<redis::Value>(&mut conn)
+                .await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
 }
 
 async fn admin(server: &RedisServer, command: &[&str]) {
@@ -310,6 +351,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
     let paths: Vec<u64> = (0..4)
         .map(|i| histories.iter().map(|h| h.paths[i]).sum())
         .collect();
+    let unusable: u64 = histories.iter().map(|h| h.unusable).sum();
     let mut by_fault: HashMap<&str, usize> = HashMap::new();
     for (_, fault) in &faults {
         *by_fault.entry(fault).or_default() += 1;
@@ -317,7 +359,8 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
     eprintln!(
         "history: {workers} processes, {seconds} s, {reads} reads, {writes} Ok invalidations, \
          {failed} failed ones, {outages} bus outages, faults {by_fault:?}; \
-         {} stale values served, {} refreshes ahead, {} fleet waits, {} loads dropped as stale; \
+         {} stale values served, {} refreshes ahead, {} fleet waits, {} loads dropped as stale, \
+         {unusable} values in Redis not used (unlisted under a tag, say); \
          {excused} reads excused (bus in flight or down), the slowest propagation seen \
          {:.1} ms, {} stale",
         paths[0],
