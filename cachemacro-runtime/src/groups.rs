@@ -208,7 +208,8 @@ impl Cache {
                 .filter(|m| !local.contains(m.as_str()))
                 .count() as u64;
         }
-        // The peers drop what they registered only in their own memory.
+        // The peers drop their own copies, from their own registries: Redis may have lost
+        // (or evicted) what it listed.
         self.publish(Message::Tag(tag.to_owned())).await?;
         Ok(removed)
     }
