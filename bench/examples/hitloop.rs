@@ -5,7 +5,8 @@
 //! `quick` (raw quick_cache, `String` key, `Arc` value), `floor` (`RwLock<HashMap>`), and
 //! two layouts of quick_cache the L1 decision measured (`bench/results/L1-DECISION.md`):
 //! `inline_key` (the key in the slot, the value in an `Arc`) and `inline` (both in the
-//! slot). It fills 10k keys, then reads them in the benchmark's random order and prints ns
+//! slot); and `typed`, quick_cache keyed by the `u64` itself with the value in the slot: what
+//! a typed per-function store in front of the L1 could reach. It fills 10k keys, then reads them in the benchmark's random order and prints ns
 //! per hit.
 //!
 //! - `INTERLEAVE=1` fills every subject id by id, as the benchmark does, so that their
@@ -71,8 +72,24 @@ impl InlineKey {
     }
 }
 
+/// quick_cache keyed by the id itself, the value in the slot: no key to write or compare.
+#[derive(Clone)]
+struct Typed(Arc<quick_cache::sync::Cache<u64, User>>);
+
+impl Typed {
+    fn get(&self, id: u64) -> User {
+        if let Some(hit) = self.0.get(&id) {
+            return hit;
+        }
+        let value = user(id);
+        self.0.insert(id, value.clone());
+        value
+    }
+}
+
 /// Every subject, filled.
 struct Subjects {
+    typed: Typed,
     quick: RawQuick,
     floor: Floor,
     inline: Inline,
@@ -88,6 +105,7 @@ impl Subjects {
             "floor" => self.floor.get(id),
             "inline" => self.inline.get(id),
             "inline_key" => self.inline_key.get(id),
+            "typed" => self.typed.get(id),
             other => panic!("unknown subject {other}"),
         }
     }
@@ -108,6 +126,7 @@ fn main() {
     let ids = random_ids(hits, 10_000, 7);
     rt.block_on(async {
         let subjects = Subjects {
+            typed: Typed(Arc::new(quick_cache::sync::Cache::new(2_000_000))),
             quick: RawQuick::default(),
             floor: Floor::default(),
             inline: Inline(Arc::new(quick_cache::sync::Cache::new(2_000_000))),
@@ -120,6 +139,7 @@ fn main() {
             "floor",
             "inline",
             "inline_key",
+            "typed",
         ];
         for id in 0..10_000 {
             if interleave {
@@ -168,6 +188,11 @@ fn main() {
                 "inline_key" => {
                     for &id in batch {
                         black_box(subjects.inline_key.get(id));
+                    }
+                }
+                "typed" => {
+                    for &id in batch {
+                        black_box(subjects.typed.get(id));
                     }
                 }
                 other => panic!("unknown subject {other}"),
