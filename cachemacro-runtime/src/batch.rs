@@ -323,7 +323,7 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
             return;
         }
         let keys: Vec<String> = led.iter().map(|&i| self.elements[i].skey.clone()).collect();
-        let tags: Vec<Vec<TagKeys>> = led.iter().map(|&i| self.elements[i].tags.clone()).collect();
+        let tags: Vec<&[TagKeys]> = led.iter().map(|&i| &self.elements[i].tags[..]).collect();
         let registration = self.cache.registration(&self.plan);
         let reads = l2
             .read_many(&keys, &tags, &registration, self.cache.inner.max_value_size)

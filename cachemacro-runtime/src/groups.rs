@@ -175,7 +175,7 @@ impl Cache {
         let keys = self.tag_keys(tag);
         // This process's own entries, from its own registry: found even when Redis lost the
         // tag's set (evicted, or lost in a restart or failover).
-        let local = self.take_local_tag(&keys);
+        let local = self.take_local_tag(tag);
         let Some(l2) = &self.inner.l2 else {
             return Ok(local.len() as u64);
         };
@@ -216,13 +216,13 @@ impl Cache {
 
     /// Drops the entries registered under `tag` in this process only; returns how many.
     pub(crate) fn remove_local_tag(&self, tag: &str) -> u64 {
-        self.take_local_tag(&self.tag_keys(tag)).len() as u64
+        self.take_local_tag(tag).len() as u64
     }
 
     /// Drops the entries registered under `tag` in this process; returns the keys of those
     /// that were cached or loading.
-    fn take_local_tag(&self, tag: &TagKeys) -> HashSet<Box<str>> {
-        let mut removed = self.inner.local_tags.take(&tag.name);
+    fn take_local_tag(&self, tag: &str) -> HashSet<Box<str>> {
+        let mut removed = self.inner.local_tags.take(tag);
         removed.retain(|key| {
             let live = self.is_live_at(key);
             self.remove_local_at(key);

@@ -364,14 +364,14 @@ impl L2 {
     }
 
     /// Reads every key of `keys` as [`read`](Self::read) does, after registering each
-    /// under its tags (`tags[i]` for `keys[i]`; empty when untagged), as
-    /// [`read_tagged`](Self::read_tagged) does: one script, one round trip on a single
+    /// under its tags (`tags[i]` for `keys[i]`; empty when untagged) and checking that
+    /// they still list it (see `READ_MANY`): one script, one round trip on a single
     /// server. On a cluster, where tags and keys live in different slots, the registrations
     /// go first, then one read per slot, each step concurrently.
-    pub(crate) async fn read_many(
+    pub(crate) async fn read_many<T: AsRef<[TagKeys]>>(
         &self,
         keys: &[String],
-        tags: &[Vec<TagKeys>],
+        tags: &[T],
         registration: &Registration,
         limit: usize,
     ) -> Result<Vec<Read>, Fault> {
@@ -380,7 +380,7 @@ impl L2 {
         // of the keys registered under it.
         let mut by_tag: Vec<(&TagKeys, Vec<usize>)> = Vec::new();
         for (i, key_tags) in tags.iter().enumerate() {
-            for tag in key_tags {
+            for tag in key_tags.as_ref() {
                 match by_tag.iter_mut().find(|(t, _)| t.live == tag.live) {
                     Some((_, indices)) => indices.push(i),
                     None => by_tag.push((tag, vec![i])),
@@ -542,7 +542,7 @@ impl L2 {
             return self.read(key, limit).await;
         }
         let mut reads = self
-            .read_many(&[key.to_owned()], &[tags.to_vec()], registration, limit)
+            .read_many(&[key.to_owned()], &[tags], registration, limit)
             .await?;
         Ok(reads.pop().unwrap_or(Read::Absent))
     }

@@ -27,9 +27,8 @@ struct State {
 
 /// The keys of one tag. Most tags name one entity (`user:<id>`) and list one key: it is
 /// kept without a set of its own (a set of one costs about 200 bytes more), and the set of
-/// the others is boxed, so that a tag's slot in the map stays small.
-// Boxed on purpose: the map holds one `Keys` per tag, and an unboxed set would triple its
-// slot (measured: 138 against 180 bytes per entry of one tag).
+/// the others is boxed on purpose, so that a tag's slot in the map stays small (unboxed,
+/// the memory bench's tagged entry took 180 bytes of registry instead of 138).
 #[allow(clippy::box_collection)]
 enum Keys {
     One(Box<str>),
