@@ -159,42 +159,21 @@ fn main() {
             black_box(&junk);
             let start = std::time::Instant::now();
             // One loop per subject, so that none pays for the dispatch.
+            macro_rules! hits {
+                ($id:ident => $hit:expr) => {
+                    for &$id in batch {
+                        black_box($hit);
+                    }
+                };
+            }
             match subject.as_str() {
-                "cachemacro" => {
-                    for &id in batch {
-                        black_box(cm_user(id).await);
-                    }
-                }
-                "concurrent_cached" => {
-                    for &id in batch {
-                        black_box(concurrent_cached_user(id).await);
-                    }
-                }
-                "quick" => {
-                    for &id in batch {
-                        black_box(subjects.quick.get(id));
-                    }
-                }
-                "floor" => {
-                    for &id in batch {
-                        black_box(subjects.floor.get(id));
-                    }
-                }
-                "inline" => {
-                    for &id in batch {
-                        black_box(subjects.inline.get(id));
-                    }
-                }
-                "inline_key" => {
-                    for &id in batch {
-                        black_box(subjects.inline_key.get(id));
-                    }
-                }
-                "typed" => {
-                    for &id in batch {
-                        black_box(subjects.typed.get(id));
-                    }
-                }
+                "cachemacro" => hits!(id => cm_user(id).await),
+                "concurrent_cached" => hits!(id => concurrent_cached_user(id).await),
+                "quick" => hits!(id => subjects.quick.get(id)),
+                "floor" => hits!(id => subjects.floor.get(id)),
+                "inline" => hits!(id => subjects.inline.get(id)),
+                "inline_key" => hits!(id => subjects.inline_key.get(id)),
+                "typed" => hits!(id => subjects.typed.get(id)),
                 other => panic!("unknown subject {other}"),
             }
             total += start.elapsed();
