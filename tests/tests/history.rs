@@ -2,8 +2,7 @@
 //! its own `Cache`) read and write a few hot keys at random against one redis-server while
 //! faults are injected into it (kill -9 and restart empty, SIGSTOP, `CLIENT KILL TYPE
 //! pubsub`, `CLIENT KILL TYPE normal`, `DEBUG SLEEP`, the tags' sets evicted while the
-//! values stay). The source of truth is another
-//! redis-server that is never faulted.
+//! values stay). The source of truth is another redis-server that is never faulted.
 //!
 //! Afterwards every read is checked against every invalidation that returned Ok before the
 //! read began: the read must return the row as of that write or newer. In the process that
@@ -84,7 +83,7 @@ fn parse(text: &str) -> History {
                 for (i, count) in history.paths.iter_mut().enumerate() {
                     *count = n(i + 1);
                 }
-                history.unusable = f.get(5).and_then(|v| v.parse().ok()).unwrap_or(0);
+                history.unusable = n(5);
             }
             Some("B") => {
                 if let Some(since) = down_since.take() {
