@@ -162,6 +162,7 @@ mod tests {
             .collect()
     }
 
+    #[cfg(any(feature = "lz4", feature = "zstd"))]
     fn round_trip(compression: Compression) {
         let compressor = Compressor {
             compression,
