@@ -429,6 +429,83 @@ pub(crate) fn scope_tokens(model: &Model) -> (TokenStream, TokenStream) {
     }
 }
 
+/// How the hit path finds the function's typed front of L1: statements binding the values
+/// the key is written from, as a tuple of references (each taken as itself or as its key
+/// text, whichever its type allows), and an expression asking the type checker whether
+/// that tuple can key a front (`ByArgs`) or not (`ByText`: more than 8 values).
+///
+/// No front when the key holds type names (a generic function's type arguments, a method's
+/// `Self` in a default key): the function's one `static` serves every instantiation, and
+/// the arguments alone would not tell them apart.
+fn front_tokens(model: &Model) -> (TokenStream, TokenStream) {
+    let by_text = quote!(::cachemacro::__private::front::ByText);
+    if !model.type_args.is_empty() {
+        return (TokenStream::new(), by_text);
+    }
+    let values: Vec<TokenStream> = match &model.key {
+        Some(template) => {
+            let mut values = hole_values(model, template);
+            if let Some(scope) = &model.scope {
+                values.extend(hole_values(model, scope));
+            }
+            values
+        }
+        None if model.kind != Kind::Free => return (TokenStream::new(), by_text),
+        None => model
+            .keyed
+            .iter()
+            .map(|&i| {
+                let ident = &model.params[i].ident;
+                quote!(&#ident)
+            })
+            .collect(),
+    };
+    // Each value as itself when it can be (`ByValue`), else as its key text (`ByKeyText`).
+    let parts = values.iter().map(|value| {
+        quote! {{
+            #[allow(unused_imports)]
+            use ::cachemacro::__private::front::{PartText as _, PartTyped as _};
+            (&::cachemacro::__private::front::PartProbe(#value)).__cachemacro_part()
+        }}
+    });
+    (
+        quote! { let __cachemacro_key_values = (#(#parts,)*); },
+        quote! {{
+            #[allow(unused_imports)]
+            use ::cachemacro::__private::front::{Typed as _, Untyped as _};
+            (&::cachemacro::__private::front::KeyProbe(&__cachemacro_key_values)).__cachemacro_front()
+        }},
+    )
+}
+
+/// `&param.field` for each placeholder of `template`, in order.
+fn hole_values(model: &Model, template: &Template) -> Vec<TokenStream> {
+    let span = template.lit.span();
+    template
+        .pieces
+        .iter()
+        .filter_map(|piece| match piece {
+            Piece::Hole(hole) => Some(hole),
+            Piece::Text(_) => None,
+        })
+        .map(|hole| {
+            let fields = field_tokens(&hole.fields, span);
+            if hole.root == "self" {
+                let receiver = syn::Token![self](span);
+                quote!(&#receiver #(#fields)*)
+            } else {
+                let param = model
+                    .params
+                    .iter()
+                    .find(|p| p.ident == hole.root)
+                    .expect("checked by valid::check_holes");
+                let ident = Ident::new(&param.ident.to_string(), span);
+                quote!(&#ident #(#fields)*)
+            }
+        })
+        .collect()
+}
+
 /// The expression giving the function's path, for keys without a template.
 pub(crate) fn fn_path(model: &Model) -> TokenStream {
     let name = model.func.sig.ident.to_string();
@@ -604,18 +681,21 @@ fn body(model: &Model, key: &KeyCode) -> TokenStream {
         },
     );
     let (site, span) = site_and_span(model);
+    let (front_let, front) = front_tokens(model);
     let call = quote_spanned! {ret_span=>
         let __cachemacro_miss = match __cachemacro_cache {
             ::cachemacro::__private::Some(__cachemacro_cache) => {
                 #scope_let
                 #site
                 #span
+                #front_let
                 match __cachemacro_via.lookup(
                     __cachemacro_cache,
                     #scope,
                     #writer,
                     &__CACHEMACRO_SITE,
                     &__cachemacro_span,
+                    #front,
                 ) {
                     ::cachemacro::__private::Ok(__cachemacro_value) => return __cachemacro_value,
                     ::cachemacro::__private::Err(__cachemacro_looked) => {

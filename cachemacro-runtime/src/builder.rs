@@ -66,6 +66,8 @@ pub struct CacheBuilder {
     /// A byte bound on L1, replacing the entry bound.
     l1_max_bytes: Option<u64>,
     l1_weigher: Option<Weigh>,
+    /// Entries per function front; `None`: the default (see `l1_front_capacity`).
+    l1_front_capacity: Option<u64>,
     default_ttl: Duration,
     /// The server [`redis`](Self::redis) names, or why it names none (reported by `build`).
     redis_target: Option<Result<ConnectionInfo, String>>,
@@ -96,6 +98,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("namespace", &self.namespace)
             .field("l1_capacity", &self.l1_capacity)
             .field("l1_max_bytes", &self.l1_max_bytes)
+            .field("l1_front_capacity", &self.l1_front_capacity)
             .field("default_ttl", &self.default_ttl)
             .field(
                 "redis",
@@ -144,6 +147,7 @@ impl CacheBuilder {
             l1_capacity: DEFAULT_L1_CAPACITY,
             l1_max_bytes: None,
             l1_weigher: None,
+            l1_front_capacity: None,
             default_ttl: DEFAULT_TTL,
             redis_target: None,
             #[cfg(feature = "tls-rustls")]
@@ -176,6 +180,37 @@ impl CacheBuilder {
     /// How many entries L1 holds before it evicts the least useful ones.
     pub fn l1_capacity(mut self, entries: u64) -> Self {
         self.l1_capacity = entries;
+        self
+    }
+
+    /// How many values each `#[cached]` function keeps in its *front*: a store of its own,
+    /// in front of L1, keyed by the function's arguments and holding its value type, so a
+    /// hit there neither writes nor compares the key text (about half the cost of an L1
+    /// hit). A value enters it when a call finds it in L1 again, and is served from it only
+    /// while L1 holds it unchanged and fresh: every invalidation, and every eviction, L1
+    /// sees ends the copy too.
+    ///
+    /// A value read again is held twice, typed in its function's front and in L1 (about
+    /// 340 bytes more for a small struct, `bench/results/memory.md`); the copies that may
+    /// be served are never more than L1's entries, and dead copies are swept when the
+    /// fronts hold more than that. Fronts work for keys made of integers, `bool`, `char`,
+    /// strings, and `Option`s, `Vec`s and tuples of them; other functions (and generic
+    /// ones) hit L1 directly.
+    ///
+    /// The default is [`l1_capacity`](Self::l1_capacity) under an entry bound, and 0 (no
+    /// fronts) under [`l1_max_bytes`](Self::l1_max_bytes), whose bound does not count the
+    /// copies. 0 turns fronts off.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cachemacro_runtime::Error> {
+    /// let cache = cachemacro_runtime::Cache::builder()
+    ///     .l1_capacity(100_000)
+    ///     .l1_front_capacity(10_000) // each function's 10k hottest values
+    ///     .build_in_memory()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn l1_front_capacity(mut self, entries: u64) -> Self {
+        self.l1_front_capacity = Some(entries);
         self
     }
 
@@ -760,14 +795,20 @@ impl CacheBuilder {
             .codec
             .unwrap_or_else(|| Arc::new(Bincode::with_limit(self.max_value_size as u64)));
         let l1 = match self.l1_max_bytes {
-            None => L1::new(self.l1_capacity),
-            Some(bytes) => L1::bounded(Bound::Bytes {
-                bytes,
-                weigh: self
-                    .l1_weigher
-                    .unwrap_or_else(|| Arc::new(crate::l1::default_weight)),
-                estimated_entries: self.l1_capacity,
-            }),
+            None => L1::bounded(
+                Bound::Entries(self.l1_capacity),
+                self.l1_front_capacity.unwrap_or(self.l1_capacity),
+            ),
+            Some(bytes) => L1::bounded(
+                Bound::Bytes {
+                    bytes,
+                    weigh: self
+                        .l1_weigher
+                        .unwrap_or_else(|| Arc::new(crate::l1::default_weight)),
+                    estimated_entries: self.l1_capacity,
+                },
+                self.l1_front_capacity.unwrap_or(0),
+            ),
         };
         Cache::from_inner(Inner {
             local_tags: crate::tags::LocalTags::new(4096),

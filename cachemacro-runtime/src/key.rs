@@ -104,6 +104,8 @@
 //! of (scope, key) can collide with another, whatever the names.
 
 mod foreign;
+#[doc(hidden)]
+pub mod typed;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -17,9 +17,11 @@ use std::time::Duration;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 
+use self::front::{Epochs, Fronts};
 use self::key::{Lookup, SlotKey};
 use self::value::Value;
 
+pub(crate) mod front;
 mod key;
 mod value;
 
@@ -27,10 +29,14 @@ mod value;
 type Store = Cache<SlotKey, Entry, StoredWeight, DefaultHashBuilder, Counted>;
 
 /// quick_cache's default lifecycle (evicted entries are dropped outside the shard's lock),
-/// counting the evictions.
-#[derive(Clone, Default)]
+/// counting the evictions, and ending the fronts' copies of what it evicts: a front holds
+/// only values L1 holds.
+#[derive(Clone)]
 struct Counted {
     evictions: Arc<std::sync::atomic::AtomicU64>,
+    epochs: Arc<Epochs>,
+    /// Whether there are fronts whose hits count as reads.
+    fronts: bool,
     inner: DefaultLifecycle<SlotKey, Entry>,
 }
 
@@ -38,10 +44,18 @@ impl Lifecycle<SlotKey, Entry> for Counted {
     type RequestState =
         <DefaultLifecycle<SlotKey, Entry> as Lifecycle<SlotKey, Entry>>::RequestState;
 
+    /// An entry whose copy a front served since the last look counts as read: the front's
+    /// hits never reach L1, and without this its hottest entries would be evicted as unused.
+    #[inline]
+    fn is_pinned(&self, key: &SlotKey, _val: &Entry) -> bool {
+        self.fronts && self.epochs.take_touch(key.as_bytes())
+    }
+
     #[inline]
     fn on_evict(&self, state: &mut Self::RequestState, key: SlotKey, val: Entry) {
         self.evictions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.epochs.key_changed(key.as_bytes());
         self.inner.on_evict(state, key, val);
     }
 }
@@ -154,6 +168,18 @@ impl Entry {
         entry
     }
 
+    /// Until when a hit may be served without looking further: `fresh_until`, or the
+    /// refresh point when that comes first.
+    #[inline]
+    pub(crate) fn serve_until(&self) -> u64 {
+        let fresh = self.fresh_until();
+        if self.refresh_for == u32::MAX {
+            fresh
+        } else {
+            fresh.min(self.born + u64::from(self.refresh_for))
+        }
+    }
+
     /// Whether a hit at `now` should also start a refresh ahead of expiry.
     #[inline]
     pub(crate) fn refresh_due(&self, now: u64) -> bool {
@@ -258,22 +284,28 @@ pub(crate) enum Bound {
     },
 }
 
-/// The in-process cache, keyed by storage key.
+/// The in-process cache, keyed by storage key, with the typed fronts of the functions that
+/// read it ([`front`]).
 #[derive(Clone)]
 pub(crate) struct L1 {
     store: Arc<Store>,
     /// Entries evicted to make room (not expired, not invalidated).
     evictions: Arc<std::sync::atomic::AtomicU64>,
     weigh: Option<Weigh>,
+    /// Every change to `store` is followed by a bump here, which the fronts check.
+    fronts: Arc<Fronts>,
 }
 
 impl L1 {
-    /// An L1 of at most `capacity` entries.
+    /// An L1 of at most `capacity` entries, with fronts of as many.
+    #[cfg(test)]
     pub(crate) fn new(capacity: u64) -> Self {
-        Self::bounded(Bound::Entries(capacity))
+        Self::bounded(Bound::Entries(capacity), capacity)
     }
 
-    pub(crate) fn bounded(bound: Bound) -> Self {
+    /// An L1 within `bound`, whose functions' fronts hold at most `front_capacity` entries
+    /// each (0: no fronts).
+    pub(crate) fn bounded(bound: Bound, front_capacity: u64) -> Self {
         clock::start();
         let (weight_capacity, entries, weigh) = match bound {
             Bound::Entries(n) => (n, n, None),
@@ -290,7 +322,13 @@ impl L1 {
             .ghost_allocation(GHOST_ALLOCATION)
             .build()
             .expect("both required options are set");
-        let lifecycle = Counted::default();
+        let epochs = Arc::new(Epochs::new(entries));
+        let lifecycle = Counted {
+            evictions: Default::default(),
+            epochs: Arc::clone(&epochs),
+            fronts: front_capacity != 0,
+            inner: Default::default(),
+        };
         let evictions = Arc::clone(&lifecycle.evictions);
         let store = Arc::new(Store::with_options(
             options,
@@ -298,12 +336,20 @@ impl L1 {
             DefaultHashBuilder::default(),
             lifecycle,
         ));
-        sweeper::watch(&store);
+        let fronts = Arc::new(Fronts::new(front_capacity, epochs));
+        sweeper::watch(&store, &fronts, entries);
         Self {
             store,
             evictions,
             weigh,
+            fronts,
         }
+    }
+
+    /// The typed fronts of the functions reading this L1.
+    #[inline]
+    pub(crate) fn fronts(&self) -> &Fronts {
+        &self.fronts
     }
 
     /// The entry under `key` when it is fresh. A read that meets an entry past its
@@ -347,7 +393,7 @@ impl L1 {
     /// `keep_until` is not stored (and the old one is dropped, as an insert would have).
     pub(crate) fn insert(&self, key: String, mut entry: Entry) {
         if !entry.is_kept(clock::now_ms()) {
-            self.store.remove(&Lookup(&key));
+            self.remove(&key);
             return;
         }
         if let Some(weigh) = &self.weigh {
@@ -355,17 +401,25 @@ impl L1 {
             let weight = weigh(&key, entry.value.as_any()).clamp(1, u64::from(u32::MAX));
             entry.weight = u32::try_from(weight).unwrap_or(u32::MAX);
         }
+        let epochs = self.fronts.epochs();
+        // The stripe is bumped after the insert (see `front`); found first, so that the key
+        // can move into the store.
+        let stripe = epochs.stripe(key.as_bytes());
         self.store.insert(SlotKey::new(key), entry);
+        epochs.stripe_changed(stripe);
     }
 
     pub(crate) fn remove(&self, key: &str) {
         self.store.remove(&Lookup(key));
+        self.fronts.epochs().key_changed(key.as_bytes());
     }
 
     /// Drops every entry. Each shard is emptied under its write lock, so every entry
     /// inserted before the call is gone when it returns; an insert racing with it may stay.
     pub(crate) fn clear(&self) {
         self.store.clear();
+        self.fronts.epochs().all_changed();
+        self.fronts.clear();
     }
 
     /// Drops every entry whose key starts with `prefix`, with the same contract as
@@ -373,6 +427,7 @@ impl L1 {
     pub(crate) fn clear_prefix(&self, prefix: String) {
         self.store
             .retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
+        self.fronts.epochs().all_changed();
     }
 
     /// What L1 holds, without sweeping: entries (expired ones not yet dropped included),
@@ -402,16 +457,24 @@ mod sweeper {
     use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
     use std::time::Duration;
 
+    use super::front::Fronts;
     use super::{clock, Store};
 
     /// How often each L1 is looked at: an expired entry leaves a full L1 at most this long
     /// after its `keep_until`.
     const EVERY: Duration = Duration::from_secs(1);
 
-    static WATCHED: Mutex<Vec<Weak<Store>>> = Mutex::new(Vec::new());
+    /// An L1, its fronts, and how many entries it is sized for.
+    struct Watched {
+        store: Weak<Store>,
+        fronts: Weak<Fronts>,
+        entries: u64,
+    }
 
-    /// Sweeps `store` while it lives.
-    pub(super) fn watch(store: &Arc<Store>) {
+    static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+
+    /// Sweeps `store` and `fronts` while they live.
+    pub(super) fn watch(store: &Arc<Store>, fronts: &Arc<Fronts>, entries: u64) {
         static SWEEPER: OnceLock<()> = OnceLock::new();
         SWEEPER.get_or_init(|| {
             let spawned = std::thread::Builder::new()
@@ -425,26 +488,42 @@ mod sweeper {
                 tracing::warn!(error = %err, "cache: could not start the L1 sweeper thread");
             }
         });
-        lock().push(Arc::downgrade(store));
+        lock().push(Watched {
+            store: Arc::downgrade(store),
+            fronts: Arc::downgrade(fronts),
+            entries,
+        });
     }
 
-    fn lock() -> std::sync::MutexGuard<'static, Vec<Weak<Store>>> {
+    fn lock() -> std::sync::MutexGuard<'static, Vec<Watched>> {
         WATCHED.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One pass: the L1s at least 7/8 full drop what has expired. Below that an expired
     /// entry costs memory but displaces nothing, and the pass (a scan under each shard's
     /// write lock) is not worth it.
+    ///
+    /// Fronts: the copies they may serve are of values L1 holds, so more copies than L1
+    /// has room for means some are dead (L1 changed or dropped the value) and wait to be
+    /// looked up or evicted; then every front drops its dead and expired copies.
     pub(super) fn sweep() {
-        let stores: Vec<Arc<Store>> = {
+        let watched: Vec<(Arc<Store>, Option<Arc<Fronts>>, u64)> = {
             let mut watched = lock();
-            watched.retain(|w| w.strong_count() > 0);
-            watched.iter().filter_map(Weak::upgrade).collect()
+            watched.retain(|w| w.store.strong_count() > 0);
+            watched
+                .iter()
+                .filter_map(|w| Some((w.store.upgrade()?, w.fronts.upgrade(), w.entries)))
+                .collect()
         };
-        for store in stores {
+        for (store, fronts, entries) in watched {
+            let now = clock::now_ms();
             if store.weight().saturating_mul(8) >= store.capacity().saturating_mul(7) {
-                let now = clock::now_ms();
                 store.retain(|_, entry| entry.is_kept(now));
+            }
+            if let Some(fronts) = fronts {
+                if fronts.held() as u64 > entries {
+                    fronts.sweep(now);
+                }
             }
         }
     }
@@ -624,6 +703,72 @@ mod tests {
     }
 
     #[test]
+    fn an_evicted_entrys_copy_in_a_front_is_no_longer_served() {
+        let l1 = L1::new(64);
+        let hour = Duration::from_secs(3_600);
+        // A full L1 first: new entries then start on probation, the first to be evicted.
+        for i in 0..256 {
+            l1.insert(format!("before{i}"), Entry::new(Arc::new(0u32), hour));
+        }
+        l1.insert("k".into(), Entry::new(Arc::new(1u32), hour));
+        let seen = l1.fronts().epochs().snapshot("k");
+        let front = l1.fronts().get_or_make::<(u64,), u32>(1).unwrap();
+        front.insert(&(&7u64,), 1, u64::MAX / 2, seen);
+        assert_eq!(front.get(&(&7u64,), clock::now_ms()), Some(1));
+        let mut others = 0;
+        while l1.store.peek(&Lookup("k")).is_some() {
+            l1.insert(format!("other{others}"), Entry::new(Arc::new(0u32), hour));
+            others += 1;
+            assert!(others < 100_000, "never evicted");
+        }
+        assert_eq!(front.get(&(&7u64,), clock::now_ms()), None);
+    }
+
+    #[test]
+    fn an_entry_a_front_keeps_serving_is_not_evicted_as_unused() {
+        let l1 = L1::new(64);
+        let hour = Duration::from_secs(3_600);
+        l1.insert("hot".into(), Entry::new(Arc::new(1u32), hour));
+        // Read once through L1, as the hit that copies it to the front is.
+        let seen = l1.fronts().epochs().snapshot("hot");
+        assert!(l1.get("hot").is_some());
+        let front = l1.fronts().get_or_make::<(u64,), u32>(3).unwrap();
+        front.insert(&(&1u64,), 1, u64::MAX / 2, seen);
+        // From then on the front serves it, between other keys that L1 reads once each (so
+        // that they go to L1's main queue and push its entries out); only when one of them
+        // shares its stripe (its insert ends the copy) is it read from L1 again.
+        let mut copied_again = 0;
+        for i in 0..2_000 {
+            let other = format!("other{i}");
+            l1.insert(other.clone(), Entry::new(Arc::new(0u32), hour));
+            assert!(l1.get(&other).is_some());
+            if front.get(&(&1u64,), clock::now_ms()).is_none() {
+                copied_again += 1;
+                let seen = l1.fronts().epochs().snapshot("hot");
+                assert!(l1.get("hot").is_some(), "evicted after {i} other keys");
+                front.insert(&(&1u64,), 1, u64::MAX / 2, seen);
+            }
+        }
+        assert!(copied_again < 20, "read from L1 {copied_again} times");
+    }
+
+    #[test]
+    fn fronts_holding_more_copies_than_l1_has_room_for_drop_the_dead_ones() {
+        let l1 = L1::bounded(Bound::Entries(64), 1_000);
+        let front = l1.fronts().get_or_make::<(u64,), u64>(2).unwrap();
+        for i in 0..200u64 {
+            let seen = l1.fronts().epochs().snapshot(&format!("k{i}"));
+            front.insert(&(&i,), i, u64::MAX / 2, seen);
+        }
+        assert_eq!(l1.fronts().held(), 200);
+        sweeper::sweep();
+        assert_eq!(l1.fronts().held(), 200, "all still live");
+        l1.clear_prefix("unrelated:".into());
+        sweeper::sweep();
+        assert_eq!(l1.fronts().held(), 0, "all dead, so dropped");
+    }
+
+    #[test]
     fn entry_bound_holds() {
         let l1 = L1::new(1_000);
         for i in 0..10_000 {
@@ -642,11 +787,14 @@ mod tests {
                 .downcast_ref::<Vec<u8>>()
                 .map_or(1, |bytes| bytes.len() as u64)
         });
-        let l1 = L1::bounded(Bound::Bytes {
-            bytes: 100_000,
-            weigh,
-            estimated_entries: 100,
-        });
+        let l1 = L1::bounded(
+            Bound::Bytes {
+                bytes: 100_000,
+                weigh,
+                estimated_entries: 100,
+            },
+            100,
+        );
         for i in 0..1_000 {
             l1.insert(
                 format!("k{i}"),

@@ -43,21 +43,230 @@ pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
     cache.key_buffer(Place::of(scope), extra)
 }
 
-/// The hit path of a cached function: `Ok` with the L1 value when present and of the
+/// The hit path of a cached function: `Ok` with the cached value when present and of the
 /// right type, else `Err` with the storage key (and, past the value's refresh point, the
-/// value).
+/// value). `front` says whether the function's arguments can key a typed front.
 #[inline]
-pub fn lookup<M: Mode<R>, R>(
+pub fn lookup<M: Mode<R>, R, F: front::Front>(
     cache: &Cache,
     scope: Option<&str>,
     write: impl FnOnce(&mut String),
     site: &'static Site,
     span: &tracing::Span,
+    front: F,
 ) -> Result<R, Looked<R>> {
-    cache
-        .lookup::<M::Value>(Place::of(scope), write, site, span)
+    front
+        .lookup::<M::Value>(cache, scope, write, site, span)
         .map(M::wrap)
         .map_err(|looked| looked.map(M::wrap))
+}
+
+/// Whether a function's key values can key its typed front of L1 (autoref specialization,
+/// as [`ShareProbe`] does).
+///
+/// Each value is first taken as itself when its type is a `TypedKey` (integers, strings...)
+/// and as its key text otherwise: `(&PartProbe(&a)).__cachemacro_part()` is
+/// [`ByValue`](front::ByValue) or [`ByKeyText`](front::ByKeyText). Then
+/// `(&KeyProbe(&(a, b))).__cachemacro_front()` is [`ByArgs`](front::ByArgs) when the tuple
+/// is a `TypedKey` (up to 8 values, each a key part), else [`ByText`](front::ByText).
+pub mod front {
+    use super::*;
+    use crate::key::typed::TypedKey;
+    use std::hash::Hasher;
+
+    /// One value the key is written from.
+    pub struct PartProbe<'a, T: ?Sized>(pub &'a T);
+
+    /// A value compared and hashed as itself.
+    pub struct ByValue<'a, T: ?Sized>(&'a T);
+
+    /// A value compared and hashed as the text its `KeyPart` writes (a derived `KeyPart`,
+    /// a date): its text is all that tells two values apart in the key.
+    pub struct ByKeyText<'a, T: ?Sized>(&'a T);
+
+    /// The value is a `TypedKey`.
+    pub trait PartTyped<'a, T: ?Sized> {
+        /// [`ByValue`].
+        fn __cachemacro_part(&self) -> ByValue<'a, T>;
+    }
+    impl<'a, T: TypedKey + ?Sized> PartTyped<'a, T> for PartProbe<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> ByValue<'a, T> {
+            ByValue(self.0)
+        }
+    }
+
+    /// It is not.
+    pub trait PartText<'a, T: ?Sized> {
+        /// [`ByKeyText`].
+        fn __cachemacro_part(&self) -> ByKeyText<'a, T>;
+    }
+    impl<'a, T: ?Sized> PartText<'a, T> for &PartProbe<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> ByKeyText<'a, T> {
+            ByKeyText(self.0)
+        }
+    }
+
+    impl<T: TypedKey + ?Sized> TypedKey for ByValue<'_, T> {
+        type Owned = T::Owned;
+        #[inline]
+        fn to_owned_key(&self) -> T::Owned {
+            self.0.to_owned_key()
+        }
+        #[inline]
+        fn matches(&self, owned: &T::Owned) -> bool {
+            self.0.matches(owned)
+        }
+        #[inline]
+        fn hash_key<S: Hasher>(&self, state: &mut S) {
+            self.0.hash_key(state);
+        }
+    }
+
+    impl<T: KeyPart + ?Sized> ByKeyText<'_, T> {
+        /// Runs `f` on the value's key text, written into a reused per-thread buffer (a
+        /// fresh one when the buffer is in use: a `KeyPart` that looks up a cache itself).
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            thread_local! {
+                static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+            }
+            let mut f = Some(f);
+            let reused = TEXT
+                .try_with(|cell| {
+                    let mut text = cell.try_borrow_mut().ok()?;
+                    text.clear();
+                    self.0.write_key_part(&mut text);
+                    Some((f.take()?)(&text))
+                })
+                .ok()
+                .flatten();
+            match (reused, f) {
+                (Some(r), _) => r,
+                (None, Some(f)) => {
+                    let mut text = String::new();
+                    self.0.write_key_part(&mut text);
+                    f(&text)
+                }
+                (None, None) => unreachable!("the closure runs at most once"),
+            }
+        }
+    }
+
+    impl<T: KeyPart + ?Sized> TypedKey for ByKeyText<'_, T> {
+        type Owned = String;
+        fn to_owned_key(&self) -> String {
+            let mut text = String::new();
+            self.0.write_key_part(&mut text);
+            text
+        }
+        #[inline]
+        fn matches(&self, owned: &String) -> bool {
+            self.with_text(|text| text == owned)
+        }
+        #[inline]
+        fn hash_key<S: Hasher>(&self, state: &mut S) {
+            // As `String`'s `hash_owned` does.
+            self.with_text(|text| text.hash_key(state));
+        }
+    }
+
+    /// The values the key is written from, as a tuple of references.
+    pub struct KeyProbe<'k, K>(pub &'k K);
+
+    /// Hits look in the function's front first, by these values.
+    pub struct ByArgs<'k, K>(&'k K);
+
+    /// Hits go through L1's text key only.
+    pub struct ByText;
+
+    /// The values can key a front.
+    pub trait Typed<'k, K> {
+        /// [`ByArgs`].
+        fn __cachemacro_front(&self) -> ByArgs<'k, K>;
+    }
+    impl<'k, K: TypedKey> Typed<'k, K> for KeyProbe<'k, K> {
+        #[inline]
+        fn __cachemacro_front(&self) -> ByArgs<'k, K> {
+            ByArgs(self.0)
+        }
+    }
+
+    /// They cannot.
+    pub trait Untyped {
+        /// [`ByText`].
+        #[inline]
+        fn __cachemacro_front(&self) -> ByText {
+            ByText
+        }
+    }
+    impl<K> Untyped for &KeyProbe<'_, K> {}
+
+    /// How a hit is looked up.
+    pub trait Front {
+        /// The lookup of a `T` under the key `write` writes in `scope`.
+        fn lookup<T: crate::CacheValue>(
+            self,
+            cache: &Cache,
+            scope: Option<&str>,
+            write: impl FnOnce(&mut String),
+            site: &'static Site,
+            span: &tracing::Span,
+        ) -> Result<T, Looked<T>>;
+    }
+
+    impl<K: TypedKey> Front for ByArgs<'_, K> {
+        #[inline(always)]
+        fn lookup<T: crate::CacheValue>(
+            self,
+            cache: &Cache,
+            scope: Option<&str>,
+            write: impl FnOnce(&mut String),
+            site: &'static Site,
+            span: &tracing::Span,
+        ) -> Result<T, Looked<T>> {
+            cache.lookup_typed::<T, K>(self.0, scope, write, site, span)
+        }
+    }
+
+    impl Front for ByText {
+        #[inline(always)]
+        fn lookup<T: crate::CacheValue>(
+            self,
+            cache: &Cache,
+            scope: Option<&str>,
+            write: impl FnOnce(&mut String),
+            site: &'static Site,
+            span: &tracing::Span,
+        ) -> Result<T, Looked<T>> {
+            cache.lookup::<T>(Place::of(scope), write, site, span)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::key::typed::OwnedKey;
+        use std::hash::{BuildHasher, BuildHasherDefault};
+
+        type Fixed = BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
+        #[test]
+        fn a_value_taken_as_its_key_text_hashes_and_compares_as_its_stored_text() {
+            let value = vec!["a:b".to_owned(), String::new()];
+            let part = ByKeyText(&value);
+            let owned = part.to_owned_key();
+            assert_eq!(owned, "[a%3Ab,]");
+            assert!(part.matches(&owned));
+            assert!(!ByKeyText(&vec!["a:b".to_owned()]).matches(&owned));
+            let mut borrowed = Fixed::default().build_hasher();
+            part.hash_key(&mut borrowed);
+            let mut stored = Fixed::default().build_hasher();
+            owned.hash_owned(&mut stored);
+            assert_eq!(borrowed.finish(), stored.finish());
+        }
+    }
 }
 
 pub use crate::read::{Detached, Here, Looked, Run as RunBody, Solo};
@@ -486,15 +695,16 @@ pub mod select {
 
         /// See [`lookup`](super::lookup).
         #[inline]
-        pub fn lookup(
+        pub fn lookup<F: super::front::Front>(
             &self,
             cache: &Cache,
             scope: Option<&str>,
             write: impl FnOnce(&mut String),
             site: &'static Site,
             span: &tracing::Span,
+            front: F,
         ) -> Result<R, Looked<R>> {
-            super::lookup::<M, R>(cache, scope, write, site, span)
+            super::lookup::<M, R, F>(cache, scope, write, site, span, front)
         }
 
         /// Loads and stores a miss, or runs the body without the cache: when caching is
@@ -556,13 +766,14 @@ pub mod select {
     impl<M, R> Rejected<M, R> {
         /// Always a miss.
         #[inline]
-        pub fn lookup(
+        pub fn lookup<F>(
             &self,
             _cache: &Cache,
             _scope: Option<&str>,
             _write: impl FnOnce(&mut String),
             _site: &'static Site,
             _span: &tracing::Span,
+            _front: F,
         ) -> Result<R, Looked<R>> {
             Err(Looked::Miss(String::new()))
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::bus::Message;
 use crate::envelope::{self, Life, Stored};
 use crate::flight::{Leader, Outcome, Role, SharedFailure};
+use crate::key::typed::TypedKey;
 use crate::key::Place;
 use crate::l1::{Entry, Times};
 use crate::l2::{FillIf, Read, Registration, TagKeys, L2};
@@ -290,10 +291,49 @@ impl Cache {
         site: &'static Site,
         span: &tracing::Span,
     ) -> Result<T, Looked<T>> {
+        self.lookup_then(place, write, site, span, NoFront)
+    }
+
+    /// [`lookup`](Self::lookup) for a function whose key values `key` can key its typed
+    /// front (`l1::front`): looked up there first; an L1 hit copies its value there.
+    #[inline]
+    pub(crate) fn lookup_typed<T: CacheValue, K: TypedKey + ?Sized>(
+        &self,
+        key: &K,
+        scope: Option<&str>,
+        write: impl FnOnce(&mut String),
+        site: &'static Site,
+        span: &tracing::Span,
+    ) -> Result<T, Looked<T>> {
+        // With the span on, the call goes through L1, which records the key in it.
+        if span.is_disabled() {
+            let front = site
+                .front_id()
+                .and_then(|id| self.inner.l1.fronts().get::<K::Owned, T>(id));
+            if let Some(value) = front.and_then(|f| f.get(key, crate::l1::clock::now_ms())) {
+                self.inner.counters.front_hit();
+                site.l1_hit();
+                return Ok(value);
+            }
+        }
+        self.lookup_then(Place::of(scope), write, site, span, ToFront { key, span })
+    }
+
+    /// [`lookup`](Self::lookup), handing an L1 hit to `then`.
+    #[inline(always)]
+    fn lookup_then<T: CacheValue, P: Promote<T>>(
+        &self,
+        place: Place<'_>,
+        write: impl FnOnce(&mut String),
+        site: &'static Site,
+        span: &tracing::Span,
+        then: P,
+    ) -> Result<T, Looked<T>> {
         thread_local! {
             static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
         let mut write = Some(write);
+        let mut then = Some(then);
         // Re-entered (a `KeyPart` impl that runs a lookup itself), or called while the thread
         // shuts down: use a fresh buffer instead.
         let reused = KEY
@@ -302,30 +342,32 @@ impl Cache {
                 key.clear();
                 self.write_key_prefix(place, &mut key);
                 (write.take()?)(&mut key);
-                Some(self.looked_up::<T>(&key, site, span))
+                Some(self.looked_up::<T, P>(&key, site, span, then.take()?))
             })
             .ok()
             .flatten();
-        match (reused, write) {
-            (Some(result), _) => result,
-            (None, Some(write)) => {
+        match (reused, write, then) {
+            (Some(result), _, _) => result,
+            (None, Some(write), Some(then)) => {
                 let mut key = self.key_buffer(place, 64);
                 write(&mut key);
-                self.looked_up::<T>(&key, site, span)
+                self.looked_up::<T, P>(&key, site, span, then)
             }
-            (None, None) => unreachable!("the key writer runs at most once"),
+            _ => unreachable!("the key writer runs at most once"),
         }
     }
 
     /// The L1 answer for `skey`, with the owned key when it is not a plain hit.
     #[inline(always)]
-    fn looked_up<T: CacheValue>(
+    fn looked_up<T: CacheValue, P: Promote<T>>(
         &self,
         skey: &str,
         site: &'static Site,
         span: &tracing::Span,
+        then: P,
     ) -> Result<T, Looked<T>> {
         let now = crate::l1::clock::now_ms();
+        let seen = then.before(&self.inner.l1, skey);
         let Some(entry) = self.inner.l1.get_at(skey, now) else {
             if !span.is_disabled() {
                 span.record("key", skey);
@@ -333,6 +375,7 @@ impl Cache {
             return Err(Looked::Miss(skey.to_owned()));
         };
         let due = entry.refresh_due(now);
+        let until = entry.serve_until();
         match entry.take::<T>() {
             Ok(value) => {
                 self.inner.counters.l1_hit();
@@ -340,6 +383,7 @@ impl Cache {
                 if due {
                     Err(Looked::Refresh(skey.to_owned(), value))
                 } else {
+                    then.after(&self.inner.l1, site, seen, &value, until);
                     Ok(value)
                 }
             }
@@ -1184,6 +1228,70 @@ impl Cache {
                 warn_throttled!(key = %skey, error = %fault, "cache: could not store the value in Redis; kept in this process only");
                 Some(false)
             }
+        }
+    }
+}
+
+/// What an L1 hit does besides returning its value: nothing, or copy it to the function's
+/// typed front.
+trait Promote<T> {
+    /// What `before` saw, for `after`.
+    type Seen;
+    /// Before the L1 read of `skey`.
+    fn before(&self, l1: &crate::l1::L1, skey: &str) -> Self::Seen;
+    /// After the read found `value`, fresh until coarse time `until`.
+    fn after(
+        self,
+        l1: &crate::l1::L1,
+        site: &'static Site,
+        seen: Self::Seen,
+        value: &T,
+        until: u64,
+    );
+}
+
+/// A function without a front.
+struct NoFront;
+
+impl<T> Promote<T> for NoFront {
+    type Seen = ();
+    #[inline(always)]
+    fn before(&self, _l1: &crate::l1::L1, _skey: &str) {}
+    #[inline(always)]
+    fn after(self, _l1: &crate::l1::L1, _site: &'static Site, _seen: (), _value: &T, _until: u64) {}
+}
+
+/// A function whose key values `key` key its front.
+struct ToFront<'a, K: ?Sized> {
+    key: &'a K,
+    span: &'a tracing::Span,
+}
+
+impl<T: CacheValue, K: TypedKey + ?Sized> Promote<T> for ToFront<'_, K> {
+    type Seen = Option<crate::l1::front::Snapshot>;
+
+    #[inline]
+    fn before(&self, l1: &crate::l1::L1, skey: &str) -> Self::Seen {
+        // The epochs before the read: a change to the entry after them ends the copy.
+        (self.span.is_disabled() && l1.fronts().enabled())
+            .then(|| l1.fronts().epochs().snapshot(skey))
+    }
+
+    #[inline]
+    fn after(
+        self,
+        l1: &crate::l1::L1,
+        site: &'static Site,
+        seen: Self::Seen,
+        value: &T,
+        until: u64,
+    ) {
+        let Some(seen) = seen else { return };
+        let front = site
+            .assign_front_id()
+            .and_then(|id| l1.fronts().get_or_make::<K::Owned, T>(id));
+        if let Some(front) = front {
+            front.insert(self.key, value.clone(), until, seen);
         }
     }
 }

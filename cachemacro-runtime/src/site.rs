@@ -7,7 +7,7 @@
 //! read by [`Cache::stats`](crate::Cache::stats) and, with the `metrics` feature, exported
 //! through the `metrics` facade.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct Site {
     name: &'static str,
     /// Whether the site is in [`SITES`] yet.
     listed: AtomicBool,
+    /// The function's id among the fronts of L1 (`l1::front`); 0 until its first one.
+    front: AtomicU32,
     l1_hits: Striped,
     l2_hits: AtomicU64,
     joined: AtomicU64,
@@ -45,6 +47,7 @@ impl Site {
         Self {
             name,
             listed: AtomicBool::new(false),
+            front: AtomicU32::new(0),
             l1_hits: Striped::new(),
             l2_hits: AtomicU64::new(0),
             joined: AtomicU64::new(0),
@@ -78,6 +81,17 @@ impl Site {
         }
         #[cfg(feature = "metrics")]
         crate::metrics::start();
+    }
+
+    /// The function's front id, if it has one yet.
+    #[inline]
+    pub(crate) fn front_id(&self) -> Option<usize> {
+        crate::l1::front::id_of(&self.front)
+    }
+
+    /// The function's front id, assigned now if it has none.
+    pub(crate) fn assign_front_id(&self) -> Option<usize> {
+        crate::l1::front::assign_id(&self.front)
     }
 
     #[inline]

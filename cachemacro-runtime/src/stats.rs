@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     /// Reads answered from this process's memory.
     pub l1_hits: u64,
+    /// Of those, the ones answered by their function's typed front of L1, without writing
+    /// the key (see `CacheBuilder::l1_front_capacity`).
+    pub front_hits: u64,
     /// Reads answered from Redis (then kept in memory).
     pub l2_hits: u64,
     /// Loads: a function body (or `get_or_set` loader) ran because neither tier had the value.
@@ -107,6 +110,7 @@ impl Striped {
 #[derive(Default)]
 pub(crate) struct Counters {
     l1_hits: Striped,
+    front_hits: Striped,
     pub(crate) l2_hits: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) stale_loads_dropped: AtomicU64,
@@ -131,10 +135,16 @@ impl Counters {
         self.l1_hits.add();
     }
 
+    #[inline]
+    pub(crate) fn front_hit(&self) {
+        self.front_hits.add();
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            l1_hits: self.l1_hits.sum(),
+            l1_hits: self.l1_hits.sum() + self.front_hits.sum(),
+            front_hits: self.front_hits.sum(),
             l2_hits: get(&self.l2_hits),
             loads: get(&self.loads),
             stale_loads_dropped: get(&self.stale_loads_dropped),

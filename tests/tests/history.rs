@@ -54,6 +54,8 @@ struct History {
     /// Values in Redis it did not use (among them those an evicted tag set no longer
     /// listed).
     unusable: u64,
+    /// Reads its functions' typed fronts of L1 answered.
+    front_hits: u64,
 }
 
 fn parse(text: &str) -> History {
@@ -84,6 +86,7 @@ fn parse(text: &str) -> History {
                     *count = n(i + 1);
                 }
                 history.unusable = n(5);
+                history.front_hits = n(6);
             }
             Some("B") => {
                 if let Some(since) = down_since.take() {
@@ -351,6 +354,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         .map(|i| histories.iter().map(|h| h.paths[i]).sum())
         .collect();
     let unusable: u64 = histories.iter().map(|h| h.unusable).sum();
+    let front_hits: u64 = histories.iter().map(|h| h.front_hits).sum();
     let mut by_fault: HashMap<&str, usize> = HashMap::new();
     for (_, fault) in &faults {
         *by_fault.entry(fault).or_default() += 1;
@@ -359,7 +363,8 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         "history: {workers} processes, {seconds} s, {reads} reads, {writes} Ok invalidations, \
          {failed} failed ones, {outages} bus outages, faults {by_fault:?}; \
          {} stale values served, {} refreshes ahead, {} fleet waits, {} loads dropped as stale, \
-         {unusable} values in Redis not used (unlisted under a tag, say); \
+         {unusable} values in Redis not used (unlisted under a tag, say), \
+         {front_hits} reads answered by the typed fronts; \
          {excused} reads excused (bus in flight or down), the slowest propagation seen \
          {:.1} ms, {} stale",
         paths[0],
@@ -380,6 +385,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         paths.iter().all(|&count| count > 0),
         "every path was taken: {paths:?}"
     );
+    assert!(front_hits > 0, "the typed fronts answered reads");
     assert!(stale.is_empty(), "{} stale reads", stale.len());
 }
 
