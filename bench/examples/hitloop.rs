@@ -1,13 +1,15 @@
 //! One subject's L1 hit loop alone, for a profiler (`valgrind --tool=callgrind`, `perf`)
 //! or for comparing two builds: `hitloop <subject> [hits]`.
 //!
-//! Subjects: `cachemacro` (`#[cached]`), `concurrent_cached` (the `cached` crate's),
+//! Subjects: `cachemacro` (`#[cached]`), `no_front` (the same with `l1_front_capacity(0)`:
+//! every hit through L1's text key), `concurrent_cached` (the `cached` crate's),
 //! `quick` (raw quick_cache, `String` key, `Arc` value), `floor` (`RwLock<HashMap>`), and
 //! two layouts of quick_cache the L1 decision measured (`bench/results/L1-DECISION.md`):
 //! `inline_key` (the key in the slot, the value in an `Arc`) and `inline` (both in the
-//! slot); and `typed`, quick_cache keyed by the `u64` itself with the value in the slot: what
-//! a typed per-function store in front of the L1 could reach. It fills 10k keys, then reads them in the benchmark's random order and prints ns
-//! per hit.
+//! slot); and `typed`, quick_cache keyed by the `u64` itself with the value in the slot:
+//! the store a function's typed front of L1 stands on, without the front's checks. It fills
+//! 10k keys, then reads them in the benchmark's random order and prints ns per hit (each
+//! `cachemacro` hit after the first on its key comes from its front).
 //!
 //! - `INTERLEAVE=1` fills every subject id by id, as the benchmark does, so that their
 //!   allocations interleave in the heap.
@@ -18,7 +20,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use cachemacro_bench::alternatives::concurrent_cached_user;
-use cachemacro_bench::l1::{cm_user, Floor, RawQuick};
+use cachemacro_bench::l1::{cm_user, cm_user_no_front, Floor, RawQuick};
 use cachemacro_bench::model::{random_ids, user, User};
 
 /// A key of up to 31 bytes kept inline.
@@ -100,6 +102,7 @@ impl Subjects {
     async fn get(&self, subject: &str, id: u64) -> User {
         match subject {
             "cachemacro" => cm_user(id).await,
+            "no_front" => cm_user_no_front(id).await,
             "concurrent_cached" => concurrent_cached_user(id).await,
             "quick" => self.quick.get(id),
             "floor" => self.floor.get(id),
@@ -134,6 +137,7 @@ fn main() {
         };
         let all = [
             "cachemacro",
+            "no_front",
             "concurrent_cached",
             "quick",
             "floor",
@@ -168,6 +172,7 @@ fn main() {
             }
             match subject.as_str() {
                 "cachemacro" => hits!(id => cm_user(id).await),
+                "no_front" => hits!(id => cm_user_no_front(id).await),
                 "concurrent_cached" => hits!(id => concurrent_cached_user(id).await),
                 "quick" => hits!(id => subjects.quick.get(id)),
                 "floor" => hits!(id => subjects.floor.get(id)),

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cached::Cached;
-use cachemacro::Cache;
+use cachemacro::{cached, Cache};
 
 use crate::stats::{Row, Table};
 
@@ -100,6 +100,42 @@ fn cachemacro_ratio(rt: &tokio::runtime::Runtime, pages: &[u64], capacity: u64) 
         let misses = cache.stats().loads - before;
         100.0 * (pages.len() as u64 - misses) as f64 / pages.len() as f64
     })
+}
+
+tokio::task_local! {
+    /// The cache [`page`] reads through.
+    static TRACED: Cache;
+}
+
+/// One page of a trace, through `#[cached]`: its hits may come from the function's front.
+#[cached(key = "<id>", cache = TRACED.get())]
+async fn page(id: u64) -> u64 {
+    id
+}
+
+/// cachemacro's L1 through `#[cached]`, with fronts of `front_capacity` entries (0: none):
+/// a front hit is not seen by L1's eviction policy, so this is the ratio users get.
+fn cached_fn_ratio(
+    rt: &tokio::runtime::Runtime,
+    pages: &[u64],
+    capacity: u64,
+    front_capacity: u64,
+) -> f64 {
+    let cache = Cache::builder()
+        .namespace("trace")
+        .l1_capacity(capacity)
+        .l1_front_capacity(front_capacity)
+        .default_ttl(Duration::from_secs(3600))
+        .build_in_memory()
+        .expect("valid settings");
+    rt.block_on(TRACED.scope(cache.clone(), async {
+        let before = cache.stats().loads;
+        for &id in pages {
+            page(id).await;
+        }
+        let misses = cache.stats().loads - before;
+        100.0 * (pages.len() as u64 - misses) as f64 / pages.len() as f64
+    }))
 }
 
 fn moka_ratio(pages: &[u64], capacity: u64) -> f64 {
@@ -234,6 +270,15 @@ pub fn hit_ratios(table: &mut Table) {
                 None,
             );
             row(table, &scenario, ours, ("raw quick_cache", quick), None);
+            let fronted = cached_fn_ratio(&rt, &pages, capacity, capacity);
+            let unfronted = cached_fn_ratio(&rt, &pages, capacity, 0);
+            row(
+                table,
+                &format!("{scenario}, through #[cached] (its hits served by its front)"),
+                fronted,
+                ("the same with fronts off", unfronted),
+                Some(1.0),
+            );
         }
     }
 }

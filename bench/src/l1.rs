@@ -32,6 +32,27 @@ pub async fn cm_user(id: u64) -> User {
     user(id)
 }
 
+static NO_FRONT_CACHE: OnceCell<Cache> = OnceCell::new();
+
+/// [`l1_cache`] with the functions' fronts turned off: every hit writes and looks up the key.
+pub fn no_front_cache() -> &'static Cache {
+    NO_FRONT_CACHE.get_or_init(|| {
+        Cache::builder()
+            .namespace("bench")
+            .l1_capacity(2_000_000)
+            .l1_front_capacity(0)
+            .default_ttl(Duration::from_secs(600))
+            .build_in_memory()
+            .expect("valid settings")
+    })
+}
+
+/// The function under test, on [`no_front_cache`]: the L1 hit without its front.
+#[cached(key = "user:<id>", ttl = "10m", cache = no_front_cache())]
+pub async fn cm_user_no_front(id: u64) -> User {
+    user(id)
+}
+
 /// A hand-written cache-aside over `moka::future::Cache<String, Arc<User>>`: what a user
 /// would write without cachemacro, building the same key and cloning the same value.
 #[derive(Clone)]
@@ -139,6 +160,7 @@ const KEYS: u64 = 10_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Subject {
     Cachemacro,
+    NoFront,
     RawMoka,
     RawQuick,
     Cached,
@@ -147,8 +169,9 @@ enum Subject {
     Floor,
 }
 
-const SUBJECTS: [Subject; 7] = [
+const SUBJECTS: [Subject; 8] = [
     Subject::Cachemacro,
+    Subject::NoFront,
     Subject::RawMoka,
     Subject::RawQuick,
     Subject::Cached,
@@ -161,6 +184,7 @@ impl Subject {
     fn label(self) -> &'static str {
         match self {
             Subject::Cachemacro => "cachemacro #[cached]",
+            Subject::NoFront => "cachemacro #[cached] with fronts off (l1_front_capacity(0))",
             Subject::RawMoka => "raw moka::future get + clone",
             Subject::RawQuick => "raw quick_cache::sync get + clone",
             Subject::Cached => "`cached` crate #[cached] (size+time)",
@@ -207,6 +231,7 @@ impl Subjects {
         let multi_tier = Arc::new(MultiTier::new(&redis.url).await);
         for id in 0..KEYS {
             cm_user(id).await;
+            cm_user_no_front(id).await;
             raw.get(id).await;
             quick.get(id);
             floor.get(id);
@@ -230,6 +255,11 @@ impl Subjects {
             Subject::Cachemacro => {
                 for &id in ids {
                     black_box(cm_user(id).await);
+                }
+            }
+            Subject::NoFront => {
+                for &id in ids {
+                    black_box(cm_user_no_front(id).await);
                 }
             }
             Subject::RawMoka => {
