@@ -85,7 +85,8 @@ pub struct CacheBuilder {
     ttl_jitter: f64,
     tombstone_ttl: Duration,
     max_value_size: usize,
-    codec: Option<Arc<dyn Codec>>,
+    /// The configured codec, and the same when it is [`Bincode`].
+    codec: Option<(Arc<dyn Codec>, Option<Bincode>)>,
     compression: Compression,
     compress_above: usize,
     version_refresh: Duration,
@@ -126,7 +127,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("resilience", &self.resilience)
             .field(
                 "codec",
-                &self.codec.as_ref().map_or("bincode1", |c| c.name()),
+                &self.codec.as_ref().map_or("bincode1", |(c, _)| c.name()),
             )
             .finish()
     }
@@ -544,7 +545,8 @@ impl CacheBuilder {
 
     /// The format of values in Redis. Default [`Bincode`].
     pub fn codec(mut self, codec: impl Codec) -> Self {
-        self.codec = Some(Arc::new(codec));
+        let native = crate::codec::native_bincode(&codec);
+        self.codec = Some((Arc::new(codec), native));
         self
     }
 
@@ -791,9 +793,13 @@ impl CacheBuilder {
         instance: u64,
     ) -> Cache {
         let unscoped_prefix = layout.prefix(Place::Unscoped);
-        let codec: Arc<dyn Codec> = self
-            .codec
-            .unwrap_or_else(|| Arc::new(Bincode::with_limit(self.max_value_size as u64)));
+        let formats = match self.codec {
+            Some((codec, native)) => crate::codec::Formats::new(codec, native),
+            None => {
+                let bincode = Bincode::with_limit(self.max_value_size as u64);
+                crate::codec::Formats::new(Arc::new(bincode), Some(bincode))
+            }
+        };
         let l1 = match self.l1_max_bytes {
             None => L1::bounded(
                 Bound::Entries(self.l1_capacity),
@@ -819,7 +825,7 @@ impl CacheBuilder {
             flights: Flights::new(),
             l2,
             bus,
-            formats: crate::codec::Formats::new(codec),
+            formats,
             compressor: crate::compress::Compressor {
                 compression: self.compression,
                 above: self.compress_above,

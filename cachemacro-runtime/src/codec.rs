@@ -162,15 +162,22 @@ impl Codec for Json {
 /// back.
 pub(crate) struct Formats {
     primary: std::sync::Arc<dyn Codec>,
+    /// The configured codec again when it is [`Bincode`], called directly: a value then
+    /// goes through serde without [`erased_serde`]'s dynamic dispatch, which costs about
+    /// three times bincode's own decode. Same options, same bytes, same errors.
+    native: Option<Bincode>,
     fallback: Json,
     /// The types (by fingerprint under the configured codec) stored as JSON.
     fallback_types: std::sync::RwLock<std::collections::HashSet<u64>>,
 }
 
 impl Formats {
-    pub(crate) fn new(primary: std::sync::Arc<dyn Codec>) -> Self {
+    /// The formats of a cache whose configured codec is `primary`; `native` is the same
+    /// codec when it is [`Bincode`] (see [`native_bincode`]).
+    pub(crate) fn new(primary: std::sync::Arc<dyn Codec>, native: Option<Bincode>) -> Self {
         Self {
             primary,
+            native,
             fallback: Json,
             fallback_types: Default::default(),
         }
@@ -213,10 +220,10 @@ impl Formats {
             return Ok(fallback_fp);
         }
         let start = out.len();
-        match encode(&*self.primary, value, out) {
+        match self.encode_primary(value, out) {
             Ok(()) => {
                 if self.primary.is_self_describing()
-                    || decode::<T>(&*self.primary, &out[start..]).is_ok()
+                    || self.decode_primary::<T>(&out[start..]).is_ok()
                 {
                     return Ok(primary_fp);
                 }
@@ -256,13 +263,36 @@ impl Formats {
     ) -> Option<Result<T, CodecError>> {
         let (primary_fp, fallback_fp) = self.fingerprints::<T>(version);
         if fingerprint == primary_fp {
-            Some(decode(&*self.primary, payload))
+            Some(self.decode_primary(payload))
         } else if fingerprint == fallback_fp {
             Some(decode(&self.fallback, payload))
         } else {
             None
         }
     }
+}
+
+impl Formats {
+    fn encode_primary<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match &self.native {
+            Some(bincode) => bincode.encode_typed(value, out),
+            None => encode(&*self.primary, value, out),
+        }
+    }
+
+    fn decode_primary<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        match &self.native {
+            Some(bincode) => bincode.decode_typed(bytes),
+            None => decode(&*self.primary, bytes),
+        }
+    }
+}
+
+/// `codec` itself when it is [`Bincode`], for [`Formats::new`].
+pub(crate) fn native_bincode<C: Codec>(codec: &C) -> Option<Bincode> {
+    (codec as &dyn std::any::Any)
+        .downcast_ref::<Bincode>()
+        .copied()
 }
 
 /// The size of `value` in `codec`, ignoring limits, when the codec can tell.
@@ -311,6 +341,27 @@ impl Bincode {
         use bincode::Options;
         bincode::DefaultOptions::new().with_limit(self.limit)
     }
+
+    /// [`Codec::encode`] for a `T` known here.
+    fn encode_typed<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        use bincode::Options;
+        self.options()
+            .serialize_into(out, value)
+            .map_err(|e| bincode_error(self.limit, &e))
+    }
+
+    /// [`Codec::decode`] into a `T` known here: the same options, so trailing bytes are
+    /// rejected here too.
+    fn decode_typed<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        use bincode::Options;
+        self.options()
+            .deserialize(bytes)
+            .map_err(|e| bincode_error(self.limit, &e))
+    }
 }
 
 impl Default for Bincode {
@@ -350,10 +401,7 @@ impl Codec for Bincode {
         value: &dyn erased_serde::Serialize,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        use bincode::Options;
-        self.options()
-            .serialize_into(out, value)
-            .map_err(|e| bincode_error(self.limit, &e))
+        self.encode_typed(value, out)
     }
 
     fn decode(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), CodecError> {
@@ -398,6 +446,52 @@ mod tests {
         encode(&codec, &(1u8, 2u8), &mut bytes).unwrap();
         assert!(decode::<u8>(&codec, &bytes).is_err(), "trailing byte");
         assert!(decode::<(u8, u8, u8)>(&codec, &bytes).is_err(), "truncated");
+    }
+
+    #[test]
+    fn bincode_called_directly_reads_and_refuses_what_the_erased_path_does() {
+        let codec = Bincode::with_limit(64);
+        let formats = Formats::new(std::sync::Arc::new(codec), native_bincode(&codec));
+        assert!(
+            formats.native.is_some(),
+            "the default codec is called directly"
+        );
+        let user = User {
+            id: 7,
+            name: "Ada".into(),
+        };
+        let (mut erased, mut direct) = (Vec::new(), Vec::new());
+        encode(&codec, &user, &mut erased).unwrap();
+        formats.encode_primary(&user, &mut direct).unwrap();
+        assert_eq!(erased, direct, "the same bytes");
+        assert_eq!(formats.decode_primary::<User>(&erased).unwrap(), user);
+
+        let mut trailing = erased.clone();
+        trailing.push(0);
+        assert!(formats.decode_primary::<User>(&trailing).is_err());
+        assert!(formats
+            .decode_primary::<User>(&erased[..erased.len() - 1])
+            .is_err());
+        let too_large = User {
+            id: 1,
+            name: "x".repeat(100),
+        };
+        assert!(matches!(
+            formats.encode_primary(&too_large, &mut Vec::new()),
+            Err(CodecError::TooLarge { limit: 64 })
+        ));
+        let mut large = Vec::new();
+        encode(&Bincode::default(), &too_large, &mut large).unwrap();
+        assert_eq!(
+            formats.decode_primary::<User>(&large).is_err(),
+            decode::<User>(&codec, &large).is_err()
+        );
+
+        let json = Formats::new(std::sync::Arc::new(Json), native_bincode(&Json));
+        assert!(
+            json.native.is_none(),
+            "another codec goes through its trait"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use once_cell::sync::Lazy;
@@ -26,9 +28,49 @@ static NAMES: Lazy<RwLock<Names>> = Lazy::new(Default::default);
 /// The pairs of types already reported, in either order.
 static WARNED: Lazy<Mutex<HashSet<(String, String)>>> = Lazy::new(Default::default);
 
+/// What was recorded lately, checked before taking [`NAMES`]'s lock: the names are recorded
+/// on every L1 fill and L2 read, and a lock taken there for reading alone still makes the
+/// threads of a busy process write one shared word. A slot keeps the last token recorded
+/// through it; a token found in its slot was recorded, any other goes to the lock.
+struct Recent([AtomicU64; 256]);
+
+impl Recent {
+    /// Whether `token` was recorded (`false` may also mean only that its slot was reused).
+    fn has(&self, token: u64) -> bool {
+        self.0[Self::slot(token)].load(Ordering::Relaxed) == token
+    }
+
+    /// Notes that `token` is recorded.
+    fn note(&self, token: u64) {
+        self.0[Self::slot(token)].store(token, Ordering::Relaxed);
+    }
+
+    fn slot(token: u64) -> usize {
+        (token ^ (token >> 32)) as usize % 256
+    }
+}
+
+static RECENT: Recent = Recent([const { AtomicU64::new(0) }; 256]);
+
+/// A token for a type id: its hash. A token that is 0, the empty slot, is never noted.
+fn token_of(id: TypeId) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Records the name of `T`, a type this process caches.
 pub(crate) fn remember<T: 'static>() {
     let id = TypeId::of::<T>();
+    let token = token_of(id);
+    if RECENT.has(token) && token != 0 {
+        return;
+    }
+    remember_id::<T>(id);
+    RECENT.note(token);
+}
+
+fn remember_id<T>(id: TypeId) {
     if NAMES
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -46,6 +88,14 @@ pub(crate) fn remember<T: 'static>() {
 
 /// Records that values of `T` at `version` carry `fingerprint` in Redis.
 pub(crate) fn remember_fingerprint<T>(fingerprint: u64, version: u32) {
+    if RECENT.has(fingerprint) && fingerprint != 0 {
+        return;
+    }
+    remember_fingerprint_locked::<T>(fingerprint, version);
+    RECENT.note(fingerprint);
+}
+
+fn remember_fingerprint_locked<T>(fingerprint: u64, version: u32) {
     if NAMES
         .read()
         .unwrap_or_else(PoisonError::into_inner)
