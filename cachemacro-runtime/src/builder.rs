@@ -665,11 +665,14 @@ impl CacheBuilder {
         Ok(cache)
     }
 
-    /// The configuration of every data connection to one server.
+    /// The configuration of every data connection to one server. No response timeout:
+    /// every call on these connections is bounded end to end by the link (`Link::run_on`,
+    /// and the supervisor's probe), and a second timer per request would only cost a
+    /// registration in tokio's timer wheel on every read.
     fn connection_config(&self) -> AsyncConnectionConfig {
         AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.redis_timeout))
-            .set_response_timeout(Some(self.redis_timeout))
+            .set_response_timeout(None)
     }
 
     /// How to connect to one server.
