@@ -12,11 +12,9 @@
 //! key, and a `remove` that comes while it writes Redis keeps its value out of L1.
 
 use std::any::Any;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::watch;
 
@@ -51,16 +49,40 @@ enum State {
 
 struct Flight {
     stale: AtomicBool,
-    tx: watch::Sender<State>,
+    /// How the followers learn the outcome: made by the first of them (or by a value handed
+    /// out meanwhile), as most flights have none. A channel costs an allocation, and each
+    /// send and its drop wake its eight lists of waiters, each under a lock of its own.
+    ///
+    /// A follower makes or subscribes to it while it holds the shard lock and finds the
+    /// flight registered; the leader detaches the flight under that lock before it sends.
+    /// So a leader that finds no channel has no follower to tell.
+    tx: OnceLock<watch::Sender<State>>,
 }
 
-type Shard = HashMap<String, Arc<Flight>>;
+impl Flight {
+    fn channel(&self) -> &watch::Sender<State> {
+        self.tx.get_or_init(|| watch::Sender::new(State::Pending))
+    }
+
+    /// Tells the followers, if any, that the flight is in `state`.
+    fn tell(&self, state: State) {
+        if let Some(tx) = self.tx.get() {
+            tx.send_replace(state);
+        }
+    }
+}
+
+/// Keyed by a fast hash (foldhash, through quick_cache, which L1 uses already), seeded per
+/// process: every load of a key hashes it four times here.
+type Shard = HashMap<String, Arc<Flight>, quick_cache::DefaultHashBuilder>;
 
 /// The registry of loads in flight, sharded by key. Cloning it is cheap: the clones share
 /// the registry, so that a load can go on in a task of its own.
 #[derive(Clone)]
 pub(crate) struct Flights {
     shards: Arc<[Mutex<Shard>]>,
+    /// Picks a key's shard.
+    hasher: quick_cache::DefaultHashBuilder,
 }
 
 /// The part a caller plays for one key.
@@ -74,21 +96,23 @@ pub(crate) enum Role {
 impl Flights {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+            hasher: Default::default(),
         }
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        let index = (hasher.finish() as usize) % self.shards.len();
+        use std::hash::BuildHasher;
+        let index = (self.hasher.hash_one(key) >> 32) as usize % self.shards.len();
         lock(&self.shards[index])
     }
 
     fn start(&self, shard: &mut Shard, key: &str) -> Leader {
         let flight = Arc::new(Flight {
             stale: AtomicBool::new(false),
-            tx: watch::Sender::new(State::Pending),
+            tx: OnceLock::new(),
         });
         shard.insert(key.to_owned(), Arc::clone(&flight));
         Leader {
@@ -104,7 +128,7 @@ impl Flights {
         let mut shard = self.shard(key);
         if let Some(flight) = shard.get(key) {
             return Role::Follower(Follower {
-                rx: flight.tx.subscribe(),
+                rx: flight.channel().subscribe(),
             });
         }
         Role::Leader(self.start(&mut shard, key))
@@ -204,12 +228,13 @@ impl Leader {
     /// in the background.
     pub(crate) fn interim(&self, l1: &L1, entry: Entry) {
         self.keep(l1, entry.clone());
-        self.flight.tx.send_replace(State::Interim(entry));
+        // Made here if no follower made it: one that comes later gets the value at once.
+        self.flight.channel().send_replace(State::Interim(entry));
     }
 
     fn finish(&mut self, outcome: Outcome) {
         self.landed = true;
-        self.flight.tx.send_replace(State::Landed(outcome));
+        self.flight.tell(State::Landed(outcome));
     }
 
     fn detach(&self, shard: &mut Shard) {
@@ -228,9 +253,7 @@ impl Drop for Leader {
             let mut shard = self.flights.shard(&self.key);
             self.detach(&mut shard);
             drop(shard);
-            self.flight
-                .tx
-                .send_replace(State::Landed(Outcome::Cancelled));
+            self.flight.tell(State::Landed(Outcome::Cancelled));
         }
     }
 }
