@@ -473,7 +473,7 @@ impl Cache {
             }) {
                 Err(reason) => reason,
                 Ok(Some(Ok(value))) => {
-                    crate::stats::bump(&self.inner.counters.l2_hits);
+                    self.inner.counters.l2_hit();
                     let value = Arc::new(value);
                     let now = envelope::now_ms();
                     // Format 1 does not say when the value was born: its TTL before its end.

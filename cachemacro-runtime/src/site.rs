@@ -27,7 +27,7 @@ pub struct Site {
     /// The function's id among the fronts of L1 (`l1::front`); 0 until its first one.
     front: AtomicU32,
     l1_hits: Striped,
-    l2_hits: AtomicU64,
+    l2_hits: Striped,
     joined: AtomicU64,
     loads: AtomicU64,
     load_errors: AtomicU64,
@@ -49,7 +49,7 @@ impl Site {
             listed: AtomicBool::new(false),
             front: AtomicU32::new(0),
             l1_hits: Striped::new(),
-            l2_hits: AtomicU64::new(0),
+            l2_hits: Striped::new(),
             joined: AtomicU64::new(0),
             loads: AtomicU64::new(0),
             load_errors: AtomicU64::new(0),
@@ -102,7 +102,7 @@ impl Site {
 
     pub(crate) fn l2_hit(&'static self) {
         self.list();
-        self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        self.l2_hits.add();
     }
 
     pub(crate) fn joined(&'static self) {
@@ -155,7 +155,7 @@ impl Site {
         FunctionStats {
             function: self.name,
             l1_hits: self.l1_hits.sum(),
-            l2_hits: get(&self.l2_hits),
+            l2_hits: self.l2_hits.sum(),
             joined: get(&self.joined),
             loads: get(&self.loads),
             load_errors: get(&self.load_errors),

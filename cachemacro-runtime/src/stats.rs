@@ -111,7 +111,7 @@ impl Striped {
 pub(crate) struct Counters {
     l1_hits: Striped,
     front_hits: Striped,
-    pub(crate) l2_hits: AtomicU64,
+    l2_hits: Striped,
     pub(crate) loads: AtomicU64,
     pub(crate) stale_loads_dropped: AtomicU64,
     pub(crate) redis_errors: AtomicU64,
@@ -140,12 +140,17 @@ impl Counters {
         self.front_hits.add();
     }
 
+    #[inline]
+    pub(crate) fn l2_hit(&self) {
+        self.l2_hits.add();
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             l1_hits: self.l1_hits.sum() + self.front_hits.sum(),
             front_hits: self.front_hits.sum(),
-            l2_hits: get(&self.l2_hits),
+            l2_hits: self.l2_hits.sum(),
             loads: get(&self.loads),
             stale_loads_dropped: get(&self.stale_loads_dropped),
             redis_errors: get(&self.redis_errors),
