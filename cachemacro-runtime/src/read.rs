@@ -413,8 +413,8 @@ impl Cache {
         let read = if tags.is_empty() {
             l2.read(skey, limit).await
         } else {
-            l2.read_tagged(skey, tags, &self.registration(plan), limit)
-                .await
+            // Boxed: a tagged read's future is several times a plain one's.
+            Box::pin(l2.read_tagged(skey, tags, &self.registration(plan), limit)).await
         };
         self.interpret(skey, read, version, plan)
     }
@@ -774,9 +774,16 @@ impl Cache {
                 match plan.fleet {
                     // One instance of the fleet loads a cold key for all of them.
                     Some(max_wait) if stale.is_none() && !matches!(seen, Seen::Unknown) => {
-                        match self
-                            .fleet_turn::<M::Value>(l2, &skey, options.version, &plan, max_wait)
-                            .await
+                        // Boxed, as the load below: a future holds room for its largest
+                        // state, and an L2 hit should not move (or allocate) a load's.
+                        match Box::pin(self.fleet_turn::<M::Value>(
+                            l2,
+                            &skey,
+                            options.version,
+                            &plan,
+                            max_wait,
+                        ))
+                        .await
                         {
                             Turn::Value(value, age, fresh) => {
                                 let out = M::Value::clone(&value);
@@ -810,7 +817,9 @@ impl Cache {
             call: options.call,
             started: std::time::Instant::now(),
         };
-        body.execute(load, stale, share).await
+        // Boxed: the body's future (the function's own) and the store after it are most
+        // of this future's size, which every L2 hit would otherwise move around.
+        Box::pin(body.execute(load, stale, share)).await
     }
 
     /// Waits for another instance to load `skey` into Redis, or takes its turn to load it:
