@@ -25,13 +25,19 @@ fn reader() -> &'static Cache {
     READER.get().expect("set by the scenario")
 }
 
+/// The function whose L2 hits the scenario measures; [`setup`] sets its cache.
 #[cached(key = "user:<id>", ttl = "10m", cache = reader())]
-async fn l2_user(id: u64) -> User {
+pub async fn l2_user(id: u64) -> User {
     user(id)
 }
 
+/// The reader's cache, whose L1 a pass of L2 hits empties first.
+pub fn l2_reader() -> &'static Cache {
+    reader()
+}
+
 /// What a hand-written L2 read costs: GET, then decode the same bytes.
-async fn raw_get(conn: &mut MultiplexedConnection, id: u64) -> User {
+pub async fn raw_get(conn: &mut MultiplexedConnection, id: u64) -> User {
     let bytes: Vec<u8> = redis::cmd("GET")
         .arg(format!("bench:c1:k:user:{id}"))
         .query_async(conn)
@@ -61,20 +67,27 @@ where
 
 use crate::multi_thread;
 
+/// Stores the scenario's 10k values in Redis and sets [`l2_user`]'s cache: a connection for
+/// [`raw_get`] and the order in which to read the keys.
+pub async fn setup(redis: &Redis) -> (MultiplexedConnection, Vec<u64>) {
+    let writer = redis.cache("bench").await;
+    for id in 0..KEYS {
+        writer
+            .set(&format!("user:{id}"), user(id), None)
+            .await
+            .unwrap();
+    }
+    let _ = READER.set(redis.cache("bench").await);
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let order = random_ids(KEYS as usize, KEYS, 3);
+    (conn, order)
+}
+
 /// Scenario 2: L2 hits with L1 empty, against GET + decode.
 pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
     multi_thread().block_on(async {
-        let writer = redis.cache("bench").await;
-        for id in 0..KEYS {
-            writer
-                .set(&format!("user:{id}"), user(id), None)
-                .await
-                .unwrap();
-        }
-        let _ = READER.set(redis.cache("bench").await);
-        let client = redis::Client::open(redis.url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let order = random_ids(KEYS as usize, KEYS, 3);
+        let (mut conn, order) = setup(redis).await;
 
         // Sequential latency: every call timed, L1 emptied before each pass.
         let (mut cm, mut rm) = (Vec::new(), Vec::new());
