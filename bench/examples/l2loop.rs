@@ -106,6 +106,9 @@ async fn alternate(conn: redis::aio::MultiplexedConnection, order: &[u64], reads
     }
     ours.sort_unstable();
     raw.sort_unstable();
-    let (o, r) = (ours[ours.len() / 2] as f64 / 1e3, raw[raw.len() / 2] as f64 / 1e3);
+    let (o, r) = (
+        ours[ours.len() / 2] as f64 / 1e3,
+        raw[raw.len() / 2] as f64 / 1e3,
+    );
     println!("p50 cachemacro {o:.1} µs, raw {r:.1} µs: {:.3}x", o / r);
 }
