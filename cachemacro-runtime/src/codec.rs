@@ -270,9 +270,8 @@ impl Formats {
             None
         }
     }
-}
 
-impl Formats {
+    /// Encodes with the configured codec, directly when it is [`Bincode`].
     fn encode_primary<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         match &self.native {
             Some(bincode) => bincode.encode_typed(value, out),
@@ -280,6 +279,7 @@ impl Formats {
         }
     }
 
+    /// Decodes with the configured codec, directly when it is [`Bincode`].
     fn decode_primary<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         match &self.native {
             Some(bincode) => bincode.decode_typed(bytes),

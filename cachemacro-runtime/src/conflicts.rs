@@ -52,7 +52,8 @@ impl Recent {
 
 static RECENT: Recent = Recent([const { AtomicU64::new(0) }; 256]);
 
-/// A token for a type id: its hash. A token that is 0, the empty slot, is never noted.
+/// A token for a type id: its hash. A token of 0 would match an empty slot, so it is never
+/// taken as recorded (see [`remember`]).
 fn token_of(id: TypeId) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut hasher);
