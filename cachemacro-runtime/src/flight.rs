@@ -278,3 +278,108 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entry(value: u64) -> Entry {
+        Entry::new(Arc::new(value), Duration::from_secs(60))
+    }
+
+    fn lead(flights: &Flights, key: &str) -> Leader {
+        match flights.join(key) {
+            Role::Leader(leader) => leader,
+            Role::Follower(_) => panic!("a flight of {key} was in the air"),
+        }
+    }
+
+    fn follow(flights: &Flights, key: &str) -> Follower {
+        match flights.join(key) {
+            Role::Follower(follower) => follower,
+            Role::Leader(_) => panic!("no flight of {key} was in the air"),
+        }
+    }
+
+    /// How `follower`'s flight ended; fails (rather than hangs) when nobody tells it.
+    async fn ended(follower: Follower) -> Outcome {
+        tokio::time::timeout(Duration::from_secs(5), follower.wait())
+            .await
+            .expect("the follower was told")
+    }
+
+    fn value_of(outcome: Outcome) -> Option<u64> {
+        match outcome {
+            Outcome::Value(entry) => entry.take::<u64>().ok(),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flight_without_followers_makes_no_channel_and_lands_in_l1() {
+        let (flights, l1) = (Flights::new(), L1::new(10));
+        let leader = lead(&flights, "k");
+        let flight = Arc::clone(&leader.flight);
+        leader.land(&l1, entry(1), true);
+        assert!(flight.tx.get().is_none(), "nobody to tell, no channel");
+        assert_eq!(l1.get("k").and_then(|e| e.take::<u64>().ok()), Some(1));
+        assert!(!flights.is_in_flight("k"));
+    }
+
+    #[tokio::test]
+    async fn followers_that_joined_before_the_landing_get_the_value() {
+        let (flights, l1) = (Flights::new(), L1::new(10));
+        let leader = lead(&flights, "k");
+        let (first, second) = (follow(&flights, "k"), follow(&flights, "k"));
+        leader.land(&l1, entry(7), true);
+        assert_eq!(value_of(ended(first).await), Some(7));
+        assert_eq!(value_of(ended(second).await), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_comes_after_an_interim_value_gets_it_at_once() {
+        let (flights, l1) = (Flights::new(), L1::new(10));
+        let leader = lead(&flights, "k");
+        leader.interim(&l1, entry(3));
+        let late = follow(&flights, "k");
+        // Told before the landing, which comes only after.
+        assert_eq!(value_of(ended(late).await), Some(3));
+        leader.land(&l1, entry(4), true);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_or_failed_leader_releases_its_followers() {
+        let flights = Flights::new();
+        let leader = lead(&flights, "k");
+        let follower = follow(&flights, "k");
+        drop(leader);
+        assert!(matches!(ended(follower).await, Outcome::Cancelled));
+
+        let leader = lead(&flights, "k");
+        let follower = follow(&flights, "k");
+        leader.fail(None);
+        assert!(matches!(ended(follower).await, Outcome::Failed(None)));
+    }
+
+    #[tokio::test]
+    async fn an_invalidated_flight_keeps_its_value_out_of_l1_but_still_tells_its_followers() {
+        let (flights, l1) = (Flights::new(), L1::new(10));
+        let leader = lead(&flights, "k");
+        let follower = follow(&flights, "k");
+        flights.invalidate("k");
+        assert!(leader.is_stale());
+        // A caller after the invalidation starts a flight of its own.
+        let next = lead(&flights, "k");
+        leader.land(&l1, entry(5), true);
+        assert!(l1.get("k").is_none(), "the stale load is not stored");
+        assert_eq!(value_of(ended(follower).await), Some(5));
+        assert!(
+            flights.is_in_flight("k"),
+            "the new flight is still registered"
+        );
+        next.land(&l1, entry(6), true);
+        assert_eq!(l1.get("k").and_then(|e| e.take::<u64>().ok()), Some(6));
+    }
+}
