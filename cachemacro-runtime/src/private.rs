@@ -43,24 +43,6 @@ pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
     cache.key_buffer(Place::of(scope), extra)
 }
 
-/// The hit path of a cached function: `Ok` with the cached value when present and of the
-/// right type, else `Err` with the storage key (and, past the value's refresh point, the
-/// value). `front` says whether the function's arguments can key a typed front.
-#[inline]
-pub fn lookup<M: Mode<R>, R, F: front::Front>(
-    cache: &Cache,
-    scope: Option<&str>,
-    write: impl FnOnce(&mut String),
-    site: &'static Site,
-    span: &tracing::Span,
-    front: F,
-) -> Result<R, Looked<R>> {
-    front
-        .lookup::<M::Value>(cache, scope, write, site, span)
-        .map(M::wrap)
-        .map_err(|looked| looked.map(M::wrap))
-}
-
 /// Whether a function's key values can key its typed front of L1 (autoref specialization,
 /// as [`ShareProbe`] does).
 ///
@@ -693,7 +675,10 @@ pub mod select {
             ValueProbe(PhantomData)
         }
 
-        /// See [`lookup`](super::lookup).
+        /// The hit path of a cached function: `Ok` with the cached value when present and
+        /// of the right type, else `Err` with the storage key (and, past the value's
+        /// refresh point, the value). `front` says whether the function's arguments can key
+        /// a typed front.
         #[inline]
         pub fn lookup<F: super::front::Front>(
             &self,
@@ -704,7 +689,10 @@ pub mod select {
             span: &tracing::Span,
             front: F,
         ) -> Result<R, Looked<R>> {
-            super::lookup::<M, R, F>(cache, scope, write, site, span, front)
+            front
+                .lookup::<M::Value>(cache, scope, write, site, span)
+                .map(M::wrap)
+                .map_err(|looked| looked.map(M::wrap))
         }
 
         /// Loads and stores a miss, or runs the body without the cache: when caching is
