@@ -4,8 +4,8 @@
 //! [`TypedKey`] is implemented for the argument types whose equality is exactly "writes the
 //! same key text" within one function: integers, `bool`, `char`, strings, and `Option`s,
 //! `Vec`s, slices and tuples of them, through references and `Box`/`Arc` (and, with the
-//! `uuid` feature, `Uuid`). A function whose key reads any other type (a derived `KeyPart`,
-//! a date) has no front; its hits go through L1's text key as before.
+//! `uuid` feature, `Uuid`). A key value of any other `KeyPart` type (a derived one, a date)
+//! is taken as the key text it writes (`__private::front::ByKeyText`).
 //!
 //! `hash_key` on a borrowed value and [`OwnedKey::hash_owned`] on its owned copy write the
 //! same sequence to the hasher, so a lookup by the borrowed arguments finds the entry stored
@@ -87,33 +87,19 @@ impl TypedKey for str {
     }
 }
 
-impl TypedKey for String {
-    type Owned = String;
-    #[inline]
-    fn to_owned_key(&self) -> String {
-        self.as_str().to_owned_key()
-    }
-    #[inline]
-    fn matches(&self, owned: &String) -> bool {
-        TypedKey::matches(self.as_str(), owned)
-    }
-    #[inline]
-    fn hash_key<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash_key(state);
-    }
-}
-
-macro_rules! pointer_key {
-    ($($p:ty),*) => {$(
-        impl<T: TypedKey + ?Sized> TypedKey for $p {
-            type Owned = T::Owned;
+/// A type that derefs to a `TypedKey` is keyed as what it derefs to.
+macro_rules! deref_key {
+    ($([$($generics:tt)*] $p:ty => $target:ty),*) => {$(
+        impl<$($generics)*> TypedKey for $p {
+            type Owned = <$target as TypedKey>::Owned;
             #[inline]
-            fn to_owned_key(&self) -> T::Owned {
+            fn to_owned_key(&self) -> Self::Owned {
                 (**self).to_owned_key()
             }
             #[inline]
-            fn matches(&self, owned: &T::Owned) -> bool {
-                (**self).matches(owned)
+            fn matches(&self, owned: &Self::Owned) -> bool {
+                // Qualified: `str` has an inherent `matches`.
+                TypedKey::matches(&**self, owned)
             }
             #[inline]
             fn hash_key<H: Hasher>(&self, state: &mut H) {
@@ -123,7 +109,13 @@ macro_rules! pointer_key {
     )*};
 }
 
-pointer_key!(&T, Box<T>, Arc<T>);
+deref_key!(
+    [T: TypedKey + ?Sized] &T => T,
+    [T: TypedKey + ?Sized] Box<T> => T,
+    [T: TypedKey + ?Sized] Arc<T> => T,
+    [] String => str,
+    [T: TypedKey] Vec<T> => [T]
+);
 
 impl<O: OwnedKey> OwnedKey for Option<O> {
     #[inline]
@@ -186,19 +178,6 @@ impl<T: TypedKey> TypedKey for [T] {
         for item in self {
             item.hash_key(state);
         }
-    }
-}
-
-impl<T: TypedKey> TypedKey for Vec<T> {
-    type Owned = Vec<T::Owned>;
-    fn to_owned_key(&self) -> Self::Owned {
-        self.as_slice().to_owned_key()
-    }
-    fn matches(&self, owned: &Self::Owned) -> bool {
-        self.as_slice().matches(owned)
-    }
-    fn hash_key<H: Hasher>(&self, state: &mut H) {
-        self.as_slice().hash_key(state);
     }
 }
 
