@@ -200,7 +200,8 @@ impl CacheBuilder {
     ///
     /// The default is [`l1_capacity`](Self::l1_capacity) under an entry bound, and 0 (no
     /// fronts) under [`l1_max_bytes`](Self::l1_max_bytes), whose bound does not count the
-    /// copies. 0 turns fronts off.
+    /// copies. 0 turns fronts off, and with them the epochs every L1 change bumps for
+    /// them (8 bytes per entry of `l1_capacity`, at most 2 MB).
     ///
     /// ```
     /// # fn main() -> Result<(), cachemacro_runtime::Error> {

@@ -322,7 +322,11 @@ impl L1 {
             .ghost_allocation(GHOST_ALLOCATION)
             .build()
             .expect("both required options are set");
-        let epochs = Arc::new(Epochs::new(entries));
+        let epochs = Arc::new(if front_capacity == 0 {
+            Epochs::off()
+        } else {
+            Epochs::new(entries)
+        });
         let lifecycle = Counted {
             evictions: Default::default(),
             epochs: Arc::clone(&epochs),

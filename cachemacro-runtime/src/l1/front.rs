@@ -78,6 +78,9 @@ pub(crate) struct Epochs {
     ///   many of its front hits (0 to [`MAX_TOUCHES`]) L1's eviction has yet to count (see
     ///   [`Epochs::take_touch`]).
     stripes: Box<[AtomicU64]>,
+    /// Spreads storage keys over the stripes (foldhash, seeded per process, as the flight
+    /// registry's shards).
+    hasher: DefaultHashBuilder,
 }
 
 /// The bits of a stripe word below the epoch.
@@ -121,28 +124,37 @@ impl Epochs {
         Self {
             all: AtomicU64::new(0),
             stripes: (0..stripes).map(|_| AtomicU64::new(0)).collect(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 
-    /// The place of storage key `skey` (FNV-1a, then a multiplicative mix so that the bits
-    /// used depend on every byte).
-    fn place(&self, skey: &[u8]) -> Place {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for &byte in skey {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+    /// Epochs for an L1 without fronts: no copy reads them, so no stripe is kept and a
+    /// change to one key costs nothing (a clear still counts, for the record).
+    pub(crate) fn off() -> Self {
+        Self {
+            all: AtomicU64::new(0),
+            stripes: Box::new([]),
+            hasher: DefaultHashBuilder::default(),
         }
-        let mixed = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// The place of storage key `skey`. Only with stripes (fronts on).
+    fn place(&self, skey: &[u8]) -> Place {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(skey);
         // The stripe count is a power of two of at most 2^18: bits 32-49 at most.
-        let stripe = ((mixed >> 32) as u32) & (self.stripes.len() as u32 - 1);
+        let stripe = ((hash >> 32) as u32) & (self.stripes.len() as u32 - 1);
         Place {
             stripe,
-            tag: ((mixed >> 50) << 2) as u16,
+            tag: ((hash >> 50) << 2) as u16,
         }
     }
 
-    /// The stripe of storage key `skey`.
+    /// The stripe of storage key `skey` (0, unused, without fronts).
     pub(crate) fn stripe(&self, skey: &[u8]) -> u32 {
+        if self.stripes.is_empty() {
+            return 0;
+        }
         self.place(skey).stripe
     }
 
@@ -153,7 +165,9 @@ impl Epochs {
 
     /// After L1 inserted or removed a key of `stripe`.
     pub(crate) fn stripe_changed(&self, stripe: u32) {
-        self.stripes[stripe as usize].fetch_add(STEP, Ordering::Release);
+        if let Some(word) = self.stripes.get(stripe as usize) {
+            word.fetch_add(STEP, Ordering::Release);
+        }
     }
 
     /// After L1 dropped entries by clearing, whole or by prefix.
