@@ -45,6 +45,16 @@ impl Recent {
         self.0[Self::slot(token)].store(token, Ordering::Relaxed);
     }
 
+    /// Runs `record` unless `token` was noted, then notes it. A token of 0 would match an
+    /// empty slot, so it is never taken as noted.
+    fn record_once(&self, token: u64, record: impl FnOnce()) {
+        if token != 0 && self.has(token) {
+            return;
+        }
+        record();
+        self.note(token);
+    }
+
     fn slot(token: u64) -> usize {
         (token ^ (token >> 32)) as usize % 256
     }
@@ -52,8 +62,7 @@ impl Recent {
 
 static RECENT: Recent = Recent([const { AtomicU64::new(0) }; 256]);
 
-/// A token for a type id: its hash. A token of 0 would match an empty slot, so it is never
-/// taken as recorded (see [`remember`]).
+/// A token for a type id: its hash.
 fn token_of(id: TypeId) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut hasher);
@@ -63,12 +72,7 @@ fn token_of(id: TypeId) -> u64 {
 /// Records the name of `T`, a type this process caches.
 pub(crate) fn remember<T: 'static>() {
     let id = TypeId::of::<T>();
-    let token = token_of(id);
-    if RECENT.has(token) && token != 0 {
-        return;
-    }
-    remember_id::<T>(id);
-    RECENT.note(token);
+    RECENT.record_once(token_of(id), || remember_id::<T>(id));
 }
 
 fn remember_id<T>(id: TypeId) {
@@ -89,11 +93,9 @@ fn remember_id<T>(id: TypeId) {
 
 /// Records that values of `T` at `version` carry `fingerprint` in Redis.
 pub(crate) fn remember_fingerprint<T>(fingerprint: u64, version: u32) {
-    if RECENT.has(fingerprint) && fingerprint != 0 {
-        return;
-    }
-    remember_fingerprint_locked::<T>(fingerprint, version);
-    RECENT.note(fingerprint);
+    RECENT.record_once(fingerprint, || {
+        remember_fingerprint_locked::<T>(fingerprint, version)
+    });
 }
 
 fn remember_fingerprint_locked<T>(fingerprint: u64, version: u32) {
