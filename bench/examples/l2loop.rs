@@ -2,16 +2,18 @@
 //! process, not redis-server) or for comparing two builds: `l2loop <subject> [reads]`.
 //!
 //! Subjects: `cachemacro` (a `#[cached]` function whose L1 is emptied before each pass over
-//! the 10k keys, so that every read is an L2 hit) and `raw` (redis-rs GET + bincode decode
-//! by hand, on a connection of its own). It reads one key at a time on a current-thread
-//! runtime and prints µs per read; `TASKS=64` reads with 64 tasks instead, as the
-//! benchmark's throughput row does, and prints reads per second. `MULTI=1` runs on the
-//! benchmark's runtime (two workers; the reads are spawned on them) instead.
+//! the 10k keys, so that every read is an L2 hit), `raw` (redis-rs GET + bincode decode by
+//! hand, on a connection of its own), and `ab`, the benchmark's sequential row alone (the
+//! two turn about; it prints both medians). It reads one key at a time in the caller's task
+//! and prints µs per read; `TASKS=64` reads with 64 tasks instead, as the benchmark's
+//! throughput row does, and prints reads per second. It runs on a current-thread runtime,
+//! or with `MULTI=1` on the benchmark's (two workers).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use cachemacro_bench::l2::{l2_reader, l2_user, raw_get, setup};
+use cachemacro_bench::l2::{l2_reader, latencies, read, setup};
+use cachemacro_bench::stats::median;
 use cachemacro_bench::Redis;
 
 fn main() {
@@ -47,11 +49,7 @@ fn main() {
             if tasks == 1 {
                 // In the caller's task, as the benchmark's sequential row reads.
                 for id in pass {
-                    if ours {
-                        black_box(l2_user(id).await);
-                    } else {
-                        black_box(raw_get(&mut conn.clone(), id).await);
-                    }
+                    black_box(read(ours, &mut conn.clone(), id).await);
                 }
                 continue;
             }
@@ -61,11 +59,7 @@ fn main() {
                     let (chunk, mut conn) = (chunk.to_vec(), conn.clone());
                     tokio::spawn(async move {
                         for id in chunk {
-                            if ours {
-                                black_box(l2_user(id).await);
-                            } else {
-                                black_box(raw_get(&mut conn, id).await);
-                            }
+                            black_box(read(ours, &mut conn, id).await);
                         }
                     })
                 })
@@ -86,29 +80,10 @@ fn main() {
     });
 }
 
-/// The benchmark's sequential row: passes of 2,000 reads, each timed, cachemacro and raw
-/// turn about; prints both medians and their ratio.
-async fn alternate(conn: redis::aio::MultiplexedConnection, order: &[u64], reads: usize) {
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
-    let mut conn = conn;
-    for pass in 0..(reads / 2_000).max(2) {
-        l2_reader().clear_memory();
-        for &id in order.iter().take(2_000) {
-            let start = Instant::now();
-            if pass % 2 == 0 {
-                black_box(l2_user(id).await);
-                ours.push(start.elapsed().as_nanos());
-            } else {
-                black_box(raw_get(&mut conn, id).await);
-                raw.push(start.elapsed().as_nanos());
-            }
-        }
-    }
-    ours.sort_unstable();
-    raw.sort_unstable();
-    let (o, r) = (
-        ours[ours.len() / 2] as f64 / 1e3,
-        raw[raw.len() / 2] as f64 / 1e3,
-    );
+/// The benchmark's sequential row ([`latencies`]), `reads / 4,000` rounds; prints both
+/// medians and their ratio.
+async fn alternate(mut conn: redis::aio::MultiplexedConnection, order: &[u64], reads: usize) {
+    let (mut ours, mut raw) = latencies(&mut conn, order, (reads / 4_000).max(1)).await;
+    let (o, r) = (median(&mut ours), median(&mut raw));
     println!("p50 cachemacro {o:.1} µs, raw {r:.1} µs: {:.3}x", o / r);
 }

@@ -48,6 +48,15 @@ pub async fn raw_get(conn: &mut MultiplexedConnection, id: u64) -> User {
         .unwrap()
 }
 
+/// One L2 read of `id`: through [`l2_user`] when `ours`, else by hand with [`raw_get`].
+pub async fn read(ours: bool, conn: &mut MultiplexedConnection, id: u64) -> User {
+    if ours {
+        l2_user(id).await
+    } else {
+        raw_get(conn, id).await
+    }
+}
+
 /// Reads per second of 64 tasks, each reading its share of `order` with `read`.
 async fn reads_per_second<F, Fut>(order: &[u64], read: F) -> f64
 where
@@ -84,33 +93,40 @@ pub async fn setup(redis: &Redis) -> (MultiplexedConnection, Vec<u64>) {
     (conn, order)
 }
 
+/// The sequential row's samples, in µs: `rounds` rounds of a pass of 2,000 reads each way,
+/// every call timed, L1 emptied before each pass, cachemacro and raw turn about. Returns
+/// cachemacro's and raw's.
+pub async fn latencies(
+    conn: &mut MultiplexedConnection,
+    order: &[u64],
+    rounds: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut cm, mut rm) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for pass in 0..2 {
+            reader().clear_memory();
+            let ours = (round + pass) % 2 == 0;
+            for &id in order.iter().take(2_000) {
+                let start = Instant::now();
+                black_box(read(ours, conn, id).await);
+                let us = start.elapsed().as_nanos() as f64 / 1000.0;
+                if ours {
+                    cm.push(us)
+                } else {
+                    rm.push(us)
+                }
+            }
+        }
+    }
+    (cm, rm)
+}
+
 /// Scenario 2: L2 hits with L1 empty, against GET + decode.
 pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
     multi_thread().block_on(async {
         let (mut conn, order) = setup(redis).await;
 
-        // Sequential latency: every call timed, L1 emptied before each pass.
-        let (mut cm, mut rm) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            for pass in 0..2 {
-                reader().clear_memory();
-                let ours = (round + pass) % 2 == 0;
-                for &id in order.iter().take(2_000) {
-                    let start = Instant::now();
-                    if ours {
-                        black_box(l2_user(id).await);
-                    } else {
-                        black_box(raw_get(&mut conn, id).await);
-                    }
-                    let ns = start.elapsed().as_nanos() as f64 / 1000.0;
-                    if ours {
-                        cm.push(ns)
-                    } else {
-                        rm.push(ns)
-                    }
-                }
-            }
-        }
+        let (mut cm, mut rm) = latencies(&mut conn, &order, rounds).await;
         let (cm50, rm50) = (percentile(&mut cm, 50.0), percentile(&mut rm, 50.0));
         let (cm99, rm99) = (percentile(&mut cm, 99.0), percentile(&mut rm, 99.0));
         table.lower_is_better(
@@ -138,11 +154,7 @@ pub fn l2_hit(table: &mut Table, redis: &Redis, rounds: usize) {
                     let mut conn = conn.clone();
                     async move {
                         for id in chunk {
-                            if ours {
-                                black_box(l2_user(id).await);
-                            } else {
-                                black_box(raw_get(&mut conn, id).await);
-                            }
+                            black_box(read(ours, &mut conn, id).await);
                         }
                     }
                 })
