@@ -213,6 +213,14 @@ impl RedisServer {
         self.child.is_some()
     }
 
+    /// A one-off connection if the server answers within 2 s: for probes, which take a
+    /// server that does not answer (killed, paused, demoted mid-failover) as a "not yet".
+    pub fn try_connection(&self) -> Option<redis::Connection> {
+        self.client()
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .ok()
+    }
+
     /// A one-off connection, for commands of the test itself.
     pub fn connection(&self) -> redis::Connection {
         self.client()
@@ -231,10 +239,7 @@ impl RedisServer {
     /// A field of `INFO` as text (`role`, `master_link_status`...), `None` when the server
     /// does not answer or has no such field.
     pub fn info_field(&self, field: &str) -> Option<String> {
-        let mut conn = self
-            .client()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .ok()?;
+        let mut conn = self.try_connection()?;
         let info: String = redis::cmd("INFO").query(&mut conn).ok()?;
         info.lines()
             .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -374,10 +379,7 @@ impl RedisCluster {
     }
 
     fn state_ok(node: &RedisServer) -> bool {
-        let Ok(mut conn) = node
-            .client()
-            .get_connection_with_timeout(Duration::from_secs(2))
-        else {
+        let Some(mut conn) = node.try_connection() else {
             return false;
         };
         let info: String = redis::cmd("CLUSTER")
@@ -399,10 +401,7 @@ impl RedisCluster {
         let gone = format!("127.0.0.1:{port}@");
         loop {
             let replaced = self.running().all(|node| {
-                let Ok(mut conn) = node
-                    .client()
-                    .get_connection_with_timeout(Duration::from_secs(2))
-                else {
+                let Some(mut conn) = node.try_connection() else {
                     return false;
                 };
                 let nodes: String = redis::cmd("CLUSTER")
@@ -456,11 +455,7 @@ impl RedisCluster {
     /// A one-off connection to a running node.
     fn any_connection(&self) -> redis::Connection {
         self.running()
-            .find_map(|n| {
-                n.client()
-                    .get_connection_with_timeout(Duration::from_secs(2))
-                    .ok()
-            })
+            .find_map(RedisServer::try_connection)
             .expect("a running node answers")
     }
 

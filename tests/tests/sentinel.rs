@@ -57,12 +57,7 @@ fn subscribers(server: &RedisServer) -> Option<u64> {
     let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg(CHANNEL)
-        .query(
-            &mut server
-                .client()
-                .get_connection_with_timeout(Duration::from_secs(5))
-                .ok()?,
-        )
+        .query(&mut server.try_connection()?)
         .ok()?;
     Some(counts.first()?.1)
 }
