@@ -1,8 +1,9 @@
 //! Background work of a cache (refreshes ahead of expiry, reloads that went on past a soft
-//! timeout), counted so that [`Cache::shutdown`](crate::Cache::shutdown) can wait for it.
+//! timeout), counted so that [`Cache::shutdown`](crate::Cache::shutdown) can wait for it,
+//! and abandoned when that wait passes its bound.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -12,6 +13,18 @@ use tokio::sync::Notify;
 pub(crate) struct Background {
     running: AtomicUsize,
     idle: Notify,
+    /// Set by [`abandon`](Background::abandon): tasks drop their work where it stands.
+    abandoned: AtomicBool,
+    abandon: Notify,
+}
+
+/// Aborts a task when dropped: a body spawned for a load does not outlive the load.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One running task; dropped when it ends, is aborted or panics.
@@ -31,12 +44,41 @@ impl Background {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        if self.abandoned.load(Ordering::Acquire) {
+            return;
+        }
         self.running.fetch_add(1, Ordering::AcqRel);
         let running = Running(Arc::clone(self));
+        let background = Arc::clone(self);
         tokio::spawn(async move {
             let _running = running;
-            work.await;
+            tokio::select! {
+                // Checked first: abandoned work is not polled again, so it stores nothing.
+                biased;
+                () = background.until_abandoned() => {}
+                () = work => {}
+            }
         });
+    }
+
+    /// Ends every task where it stands (dropping its work: a load that has not stored yet
+    /// stores nothing) and refuses new ones. Returns how many were running.
+    pub(crate) fn abandon(&self) -> usize {
+        self.abandoned.store(true, Ordering::Release);
+        self.abandon.notify_waiters();
+        self.running.load(Ordering::Acquire)
+    }
+
+    async fn until_abandoned(&self) {
+        loop {
+            let notified = self.abandon.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.abandoned.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until no task runs.

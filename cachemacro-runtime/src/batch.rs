@@ -21,6 +21,7 @@ use crate::output::CacheValue;
 use crate::read::{LoadOptions, Lookup, Seen};
 use crate::resilience::{Plan, Stale};
 use crate::site::{Call, Outcome as Ended};
+use crate::throttle::warn_throttled;
 use crate::{Cache, Error};
 
 /// The collection a batch function takes: anything whose references iterate over the
@@ -388,7 +389,6 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
     where
         R: BatchReturn<K, Value = V>,
     {
-        let mut extra = Vec::new();
         if let Some(result) = result {
             let took = self.looked_up.elapsed();
             self.call.load_started();
@@ -402,8 +402,15 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
                         loaded.insert(ident_of(self.ident, &item), (item, value));
                     }
                     self.store(&mut loaded).await;
-                    // Elements the body returned without being asked: returned, not cached.
-                    extra = loaded.into_values().collect();
+                    // Elements the body returned without being asked are dropped: a call
+                    // returns what it asked for, the same whichever tier answered.
+                    if !loaded.is_empty() {
+                        warn_throttled!(
+                            function = self.call.function(),
+                            elements = loaded.len(),
+                            "cache: a batch body returned elements it was not asked for; they are not returned nor cached"
+                        );
+                    }
                 }
                 Err(failed) => {
                     let all_stale = self
@@ -439,7 +446,7 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
         if let Some(reached) = self.reached {
             self.call.record(reached);
         }
-        let mut pairs = Vec::with_capacity(self.elements.len() + extra.len());
+        let mut pairs = Vec::with_capacity(self.elements.len());
         for element in self.elements {
             let value = match element.state {
                 State::Found(stored) => A::served(&stored),
@@ -462,7 +469,6 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
                 pairs.push((element.item, value));
             }
         }
-        pairs.extend(extra);
         R::from_pairs(pairs)
     }
 

@@ -41,6 +41,17 @@ pub const DEFAULT_REDIS_COOLDOWN: Duration = Duration::from_millis(250);
 /// The default interval of the connection checks (a `PING` on the data connection and on
 /// the invalidation bus).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
+/// The default bound on [`Cache::shutdown`]'s wait for background work.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest TTL an entry gets: ten years. A longer one, given per call (`ttl = EXPR`,
+/// [`Cache::set`]), is shortened to it; the builder refuses a longer default TTL, stale
+/// window or tombstone TTL. Redis takes any expiry up to it, and L1 keeps an entry at most
+/// 49 days (it then ends early, never late).
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// The longest wait or period a setting takes (timeouts, heartbeat, cooldown, throttle,
+/// fleet wait, version refresh): a day. The builder refuses a longer one; one given per
+/// function (`hard_timeout = "..."`) is shortened to it.
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 /// Configures a [`Cache`]; start with [`Cache::builder`].
 ///
@@ -90,6 +101,7 @@ pub struct CacheBuilder {
     compression: Compression,
     compress_above: usize,
     version_refresh: Duration,
+    shutdown_timeout: Duration,
     resilience: crate::resilience::Defaults,
 }
 
@@ -124,6 +136,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("compression", &self.compression)
             .field("compress_above", &self.compress_above)
             .field("version_refresh", &self.version_refresh)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .field("resilience", &self.resilience)
             .field(
                 "codec",
@@ -166,6 +179,7 @@ impl CacheBuilder {
             compression: Compression::None,
             compress_above: DEFAULT_COMPRESS_ABOVE,
             version_refresh: DEFAULT_VERSION_REFRESH,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             resilience: Default::default(),
         }
     }
@@ -488,6 +502,17 @@ impl CacheBuilder {
         self
     }
 
+    /// How long [`Cache::shutdown`] waits for the cache's background work (refreshes ahead
+    /// of expiry, reloads that went on past a soft timeout) to finish and store what it
+    /// loaded. Work still running then is abandoned where it stands: it stores nothing, in
+    /// L1 or in Redis. Keep it under your orchestrator's grace period (Kubernetes' default is
+    /// 30 s) minus the time your server takes to drain its requests. Default
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Keeps entries this long past their TTL, in L1 and in Redis, to serve when a reload
     /// fails (the *fail-safe*): an `Err`, a `None` (for `Option`), a panic or the hard
     /// timeout. An invalidation removes them like any entry: a removed value is never
@@ -556,28 +581,14 @@ impl CacheBuilder {
         if self.namespace.is_empty() {
             return fail("the namespace must not be empty");
         }
-        if self.default_ttl.is_zero() {
-            return fail("the default TTL must be longer than zero");
-        }
+        self.check_durations()?;
         self.compression.validate().map_err(Error::Config)?;
-        if self.redis_timeout.is_zero() || self.heartbeat.is_zero() {
-            return fail("the Redis timeout and the bus heartbeat must be longer than zero");
-        }
         if !(0.0..=0.5).contains(&self.ttl_jitter) {
             return fail("the TTL jitter is a fraction from 0.0 to 0.5");
-        }
-        if self.tombstone_ttl.is_zero() {
-            return fail("the tombstone TTL must be longer than zero");
         }
         let r = &self.resilience;
         if r.refresh_ahead.is_some_and(|f| !(f > 0.0 && f < 1.0)) {
             return fail("refresh_ahead is a fraction of the TTL, between 0.0 and 1.0 (exclusive)");
-        }
-        if [r.soft_timeout, r.hard_timeout, r.fleet]
-            .iter()
-            .any(|t| t.is_some_and(|t| t.is_zero()))
-        {
-            return fail("the soft and hard timeouts and the fleet wait must be longer than zero");
         }
         if let (Some(soft), Some(hard)) = (r.soft_timeout, r.hard_timeout) {
             if soft > hard {
@@ -594,6 +605,49 @@ impl CacheBuilder {
         }
         if self.bus_channels != BusChannels::Classic && self.cluster_urls.is_empty() {
             return fail("sharded bus channels are for a Redis Cluster (`redis_cluster`)");
+        }
+        Ok(())
+    }
+
+    /// Every duration setting within its bounds: longer than zero where zero means nothing,
+    /// at most [`MAX_TTL`] for lifetimes and [`MAX_WAIT`] for waits and periods. The error
+    /// names the setting.
+    fn check_durations(&self) -> Result<(), Error> {
+        let r = &self.resilience;
+        let lifetimes = [
+            ("default_ttl", Some(self.default_ttl), true),
+            ("tombstone_ttl", Some(self.tombstone_ttl), true),
+            ("stale_for", Some(r.stale_for), false),
+        ];
+        let waits = [
+            ("redis_timeout", Some(self.redis_timeout), true),
+            ("bus_heartbeat", Some(self.heartbeat), true),
+            ("redis_cooldown", Some(self.cooldown), false),
+            ("version_refresh", Some(self.version_refresh), false),
+            ("shutdown_timeout", Some(self.shutdown_timeout), false),
+            ("soft_timeout", r.soft_timeout, true),
+            ("hard_timeout", r.hard_timeout, true),
+            ("fleet_single_flight", r.fleet, true),
+            ("fail_safe_throttle", Some(r.throttle), false),
+        ];
+        let bounded = lifetimes
+            .iter()
+            .map(|(name, d, positive)| (name, d, positive, MAX_TTL, "ten years"))
+            .chain(
+                waits
+                    .iter()
+                    .map(|(name, d, positive)| (name, d, positive, MAX_WAIT, "a day")),
+            );
+        for (name, duration, positive, max, max_text) in bounded {
+            let Some(duration) = *duration else { continue };
+            if *positive && duration.is_zero() {
+                return Err(Error::Config(format!("`{name}` must be longer than zero")));
+            }
+            if duration > max {
+                return Err(Error::Config(format!(
+                    "`{name}` is {duration:?}, longer than the {max_text} it takes at most"
+                )));
+            }
         }
         Ok(())
     }
@@ -843,6 +897,7 @@ impl CacheBuilder {
             defaults: self.resilience,
             waiters: Default::default(),
             background: Default::default(),
+            shutdown_timeout: self.shutdown_timeout,
             shut: Default::default(),
         })
     }

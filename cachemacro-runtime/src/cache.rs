@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) local_tags: crate::tags::LocalTags,
     /// Refreshes and reloads running in the background.
     pub(crate) background: Arc<crate::background::Background>,
+    /// How long [`Cache::shutdown`] waits for the background work.
+    pub(crate) shutdown_timeout: Duration,
     /// Set by [`Cache::shutdown`]: calls then bypass the cache.
     pub(crate) shut: std::sync::atomic::AtomicBool,
 }
@@ -268,6 +270,12 @@ impl Cache {
     /// ahead of expiry, reloads that went on past a soft timeout) to store what it loads,
     /// leaves the invalidation bus, closes the Redis connection and empties L1.
     ///
+    /// The wait is bounded by [`shutdown_timeout`](crate::CacheBuilder::shutdown_timeout)
+    /// (default [`DEFAULT_SHUTDOWN_TIMEOUT`](crate::DEFAULT_SHUTDOWN_TIMEOUT)): background
+    /// work still running then is abandoned where it stands and stores nothing (logged with
+    /// how many were abandoned), so a reload waiting on a source that hangs cannot hold up
+    /// a deploy.
+    ///
     /// From the moment it is called, calls fail open: `#[cached]` functions and
     /// `get_or_set` run their bodies without caching, [`get`](Self::get) returns `None` and
     /// [`set`](Self::set) stores nothing. Invalidations that need Redis return
@@ -287,7 +295,22 @@ impl Cache {
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         let first = !inner.shut.swap(true, std::sync::atomic::Ordering::SeqCst);
-        inner.background.idle().await;
+        let bound = inner.shutdown_timeout;
+        if tokio::time::timeout(bound, inner.background.idle())
+            .await
+            .is_err()
+        {
+            let abandoned = inner.background.abandon();
+            tracing::warn!(
+                target: "cachemacro",
+                abandoned,
+                timeout = ?bound,
+                "cache: shutdown abandoned background loads still running after shutdown_timeout; they store nothing"
+            );
+            // Woken, they drop their work at once; a task blocking its thread is not
+            // waited for past this (the connection closes below: it stores nothing).
+            let _ = tokio::time::timeout(Duration::from_millis(100), inner.background.idle()).await;
+        }
         if !first {
             return;
         }
@@ -393,8 +416,9 @@ impl Cache {
         ttl.mul_f64(1.0 - jitter * fraction)
     }
 
+    /// The TTL of an entry: `ttl`, or the cache's default; at most [`MAX_TTL`](crate::MAX_TTL).
     pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Duration {
-        ttl.unwrap_or(self.inner.default_ttl)
+        ttl.unwrap_or(self.inner.default_ttl).min(crate::MAX_TTL)
     }
 
     /// `value` in its envelope, ready for L2 (`version`: the type's schema version).

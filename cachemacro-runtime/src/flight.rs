@@ -192,6 +192,25 @@ impl Leader {
         self.flight.stale.load(Ordering::Acquire)
     }
 
+    /// Starts the flight afresh when an invalidation marked it stale before its load began
+    /// (it waited for another instance's load, say): the mark is cleared and the flight is
+    /// registered again, so that a later invalidation marks it as any flight. The load must
+    /// then read what it compares its fill against only after this returns. Returns whether
+    /// the flight is fresh: `false` when another flight of the key started meanwhile (this
+    /// one then stays stale and stores nothing).
+    pub(crate) fn restart(&mut self) -> bool {
+        let mut shard = self.flights.shard(&self.key);
+        if !self.is_stale() {
+            return true;
+        }
+        if shard.contains_key(&self.key) {
+            return false;
+        }
+        self.flight.stale.store(false, Ordering::Release);
+        shard.insert(self.key.clone(), Arc::clone(&self.flight));
+        true
+    }
+
     /// Ends the flight with a value: stores `entry` in L1 when `store` is set and the
     /// flight did not go stale, and hands it to the followers.
     pub(crate) fn land(mut self, l1: &L1, entry: Entry, store: bool) {

@@ -196,8 +196,7 @@ impl<M: Mode<R>, R, F: Future<Output = R>> Run<M, R> for Here<F> {
         stale: Option<Stale<M::Value>>,
         share: Option<Share<R>>,
     ) -> R {
-        let ran = load.run_holding_lease(self.0, stale.is_some()).await;
-        load.finish::<M, R>(ran, stale, share).await
+        load.run::<M, R, _>(self.0, stale, share).await
     }
 }
 
@@ -222,10 +221,7 @@ where
             Some(stale) if plan.soft_timeout.is_some() || plan.hard_timeout.is_some() => {
                 load.race::<M, R>(self.0, stale, share).await
             }
-            stale => {
-                let ran = load.run_holding_lease(self.0, stale.is_some()).await;
-                load.finish::<M, R>(ran, stale, share).await
-            }
+            stale => load.run::<M, R, _>(self.0, stale, share).await,
         }
     }
 
@@ -719,7 +715,7 @@ impl Cache {
     /// Loads `skey` for every caller waiting on it: from L2, else by running the body.
     async fn lead<M, R, B>(
         &self,
-        leader: Leader,
+        mut leader: Leader,
         skey: String,
         options: LoadOptions,
         share: Option<Share<R>>,
@@ -731,7 +727,7 @@ impl Cache {
     {
         let plan = self.plan(&options, body.detachable());
         let tags: Vec<TagKeys> = options.tags.iter().map(|t| self.tag_keys(t)).collect();
-        let target = Target {
+        let mut target = Target {
             version: options.version,
             // The connection the load reads on; it fills only on the same one.
             epoch: self.inner.l2.as_ref().map_or(0, |l2| l2.link().epoch()),
@@ -795,6 +791,30 @@ impl Cache {
                                 options.call.ended(Ended::L2Hit);
                                 return M::wrap(out);
                             }
+                            Turn::Load(lease) if leader.is_stale() => {
+                                // An invalidation (or a bus drop) came while this instance
+                                // waited, before its load began: start afresh rather than
+                                // load a value nobody may store.
+                                match self
+                                    .restart_load::<M::Value>(
+                                        l2,
+                                        &mut leader,
+                                        &skey,
+                                        &tags,
+                                        &mut target,
+                                        &plan,
+                                    )
+                                    .await
+                                {
+                                    Ok(seen) => (seen, lease),
+                                    Err((value, found)) => {
+                                        let out = M::Value::clone(&value);
+                                        self.land_l2_hit(leader, value, found, &plan);
+                                        options.call.ended(Ended::L2Hit);
+                                        return M::wrap(out);
+                                    }
+                                }
+                            }
                             Turn::Load(lease) => (seen, lease),
                         }
                     }
@@ -820,6 +840,37 @@ impl Cache {
         // Boxed: the body's future (the function's own) and the store after it are most
         // of this future's size, which every L2 hit would otherwise move around.
         Box::pin(body.execute(load, stale, share)).await
+    }
+
+    /// Starts a fleet load afresh after its flight went stale while it waited: clears the
+    /// mark (when the bus can report the next one), registers the tags again and reads
+    /// Redis again, on the connection the fill will use, for what the fill compares
+    /// against. A value found there is returned instead (`Err`).
+    async fn restart_load<T: CacheValue>(
+        &self,
+        l2: &L2,
+        leader: &mut Leader,
+        skey: &str,
+        tags: &[TagKeys],
+        target: &mut Target,
+        plan: &Plan,
+    ) -> Result<Seen, (Arc<T>, Found)> {
+        if !self.bus_connected() || !leader.restart() {
+            // It stays stale: the load's value is handed to the callers, not stored.
+            return Ok(Seen::Unknown);
+        }
+        target.epoch = l2.link().epoch();
+        // Registered again, here and in Redis: a tag invalidation meanwhile dropped them.
+        self.register_local_tags(tags, skey);
+        match self
+            .l2_lookup::<T>(l2, skey, target.version, tags, plan)
+            .await
+        {
+            Lookup::Hit(value, found, _) => Err((value, found)),
+            Lookup::Stale(_, bytes) => Ok(Seen::Bytes(bytes)),
+            Lookup::Miss(seen) => Ok(seen),
+            Lookup::Failed(_) => Ok(Seen::Unknown),
+        }
     }
 
     /// Waits for another instance to load `skey` into Redis, or takes its turn to load it:
@@ -869,7 +920,9 @@ impl Cache {
             }
             tokio::select! {
                 _ = woken => {}
-                _ = tokio::time::sleep(lease.ttl / 2) => {}
+                // A quarter of the lease's life: a crashed loader's lease (at most 2 s) is
+                // taken over within 2.5 s.
+                _ = tokio::time::sleep(lease.ttl / 4) => {}
                 _ = tokio::time::sleep_until(deadline) => break Turn::Load(None),
             }
         };
@@ -951,8 +1004,16 @@ impl Cache {
             call,
         };
         load.call.load_started();
-        let ran = load.run_holding_lease(body, true).await;
-        let _ = load.finish::<M, R>(ran, None, None).await;
+        // The value the hit found stays until its own expiry, whatever the refresh does.
+        let ran = load
+            .holding_lease(resilience::run_guarded(body, plan.hard_timeout))
+            .await;
+        match ran {
+            Ran::Done(r) => {
+                let _ = load.done::<M, R>(r, None, None).await;
+            }
+            Ran::Panicked | Ran::TimedOut => load.refresh_failed().await,
+        }
     }
 }
 
@@ -975,21 +1036,58 @@ impl<R> Solo<R> for Detached<R> {
 }
 
 impl Load {
-    /// Runs `body`, renewing the fleet lease (when this load holds one) meanwhile. With a
-    /// value to `fallback` on, a panic or the plan's hard timeout ends it too.
-    async fn run_holding_lease<F: Future>(&self, body: F, fallback: bool) -> Ran<F::Output> {
-        let run = resilience::run_here(body, fallback, self.plan.hard_timeout);
+    /// Runs `body` in the caller's task and ends the load. With a `stale` value to fall back
+    /// on, a panic or the plan's hard timeout ends the body too, and the callers get the
+    /// stale value; without one, the body's panic goes to the caller.
+    async fn run<M: Mode<R>, R, F: Future<Output = R>>(
+        self,
+        body: F,
+        stale: Option<Stale<M::Value>>,
+        share: Option<Share<R>>,
+    ) -> R {
+        match stale {
+            Some(stale) => {
+                let guarded = resilience::run_guarded(body, self.plan.hard_timeout);
+                let ran = self.holding_lease(guarded).await;
+                self.finish::<M, R>(ran, stale, share).await
+            }
+            None => {
+                let r = self.holding_lease(body).await;
+                self.done::<M, R>(r, None, share).await
+            }
+        }
+    }
+
+    /// Awaits `run`, renewing the fleet lease (when this load holds one) meanwhile.
+    async fn holding_lease<F: Future>(&self, run: F) -> F::Output {
         match (&self.lease, &self.cache.inner.l2) {
             (Some(lease), Some(l2)) => {
                 let held = resilience::hold(l2, lease, self.cache.inner.instance);
                 tokio::pin!(held);
                 tokio::select! {
-                    ran = run => ran,
-                    () = &mut held => unreachable!("holding a lease never ends"),
+                    out = run => out,
+                    never = &mut held => match never {},
                 }
             }
             _ => run.await,
         }
+    }
+
+    /// A refresh ahead that panicked or passed the hard timeout: a failed reload. The value
+    /// it was refreshing stays until its own expiry (the next refresh is tried after the
+    /// fail-safe throttle, see `Detached::refresh`), and the fleet's lease is given up.
+    async fn refresh_failed(self) {
+        self.call.load_ended(self.started.elapsed(), false);
+        let Load {
+            cache,
+            leader,
+            skey,
+            lease,
+            ..
+        } = self;
+        warn_throttled!(key = %skey, "cache: a refresh ahead failed (a panic, or past hard_timeout); the current value stays until it expires");
+        leader.fail(None);
+        cache.release(lease, &skey).await;
     }
 
     /// Races a detached body against the soft (or hard) timeout: past it, the callers get
@@ -1011,14 +1109,17 @@ impl Load {
             .or(plan.hard_timeout)
             .unwrap_or(Duration::MAX);
         let mut handle = tokio::spawn(body);
+        // Whoever drops the load (a cancelled caller, an abandoned background task) ends
+        // the body too.
+        let abort = crate::background::AbortOnDrop(handle.abort_handle());
         tokio::select! {
-            joined = &mut handle => return self.finish::<M, R>(Ran::joined(joined), Some(stale), share).await,
+            joined = &mut handle => return self.finish::<M, R>(Ran::joined(joined), stale, share).await,
             () = tokio::time::sleep(first) => {}
         }
         if plan.soft_timeout.is_none() {
             // The hard timeout: the reload counts as failed.
             handle.abort();
-            return self.finish::<M, R>(Ran::TimedOut, Some(stale), share).await;
+            return self.finish::<M, R>(Ran::TimedOut, stale, share).await;
         }
         // The soft timeout: the callers get the stale value now (and so does anyone who
         // asks meanwhile), while the reload goes on.
@@ -1035,6 +1136,7 @@ impl Load {
         let rest = plan.hard_timeout.map(|hard| hard.saturating_sub(first));
         let background = Arc::clone(&load.cache.inner.background);
         background.spawn(async move {
+            let _abort = abort;
             let ran = match rest {
                 Some(rest) => match tokio::time::timeout(rest, &mut handle).await {
                     Ok(joined) => Ran::joined(joined),
@@ -1045,47 +1147,38 @@ impl Load {
                 },
                 None => Ran::joined(handle.await),
             };
-            let _ = load.finish::<M, R>(ran, Some(stale), None).await;
+            let _ = load.finish::<M, R>(ran, stale, None).await;
         });
         M::wrap(out)
     }
 
-    /// Ends the load with what the body gave: stores a value (unless an invalidation came
-    /// meanwhile), or falls back on the stale value, or hands the failure to the waiting
-    /// callers.
+    /// Ends a load that had a stale value to fall back on: with what the body gave, or with
+    /// the stale value when the body panicked or passed the hard timeout.
     async fn finish<M: Mode<R>, R>(
         self,
         ran: Ran<R>,
+        stale: Stale<M::Value>,
+        share: Option<Share<R>>,
+    ) -> R {
+        match ran {
+            Ran::Done(r) => self.done::<M, R>(r, Some(stale), share).await,
+            Ran::Panicked | Ran::TimedOut => {
+                self.call.load_ended(self.started.elapsed(), false);
+                M::wrap(self.fall_back(stale).await)
+            }
+        }
+    }
+
+    /// Ends the load with what the body returned: stores a value (unless an invalidation
+    /// came meanwhile), or falls back on the stale value, or hands the failure to the
+    /// waiting callers.
+    async fn done<M: Mode<R>, R>(
+        self,
+        r: R,
         stale: Option<Stale<M::Value>>,
         share: Option<Share<R>>,
     ) -> R {
         let took = self.started.elapsed();
-        if !matches!(ran, Ran::Done(_)) {
-            self.call.load_ended(took, false);
-        }
-        let r = match ran {
-            Ran::Done(r) => r,
-            Ran::Panicked(panic) => match stale {
-                Some(stale) => return M::wrap(self.fall_back(stale).await),
-                None => {
-                    let Load {
-                        cache,
-                        leader,
-                        skey,
-                        lease,
-                        ..
-                    } = self;
-                    // The followers take over (the leader was cancelled, in effect).
-                    drop(leader);
-                    cache.release(lease, &skey).await;
-                    std::panic::resume_unwind(panic)
-                }
-            },
-            Ran::TimedOut => match stale {
-                Some(stale) => return M::wrap(self.fall_back(stale).await),
-                None => unreachable!("only a load with a stale value times out"),
-            },
-        };
         let value = M::split(&r);
         self.call.load_ended(took, value.is_some());
         let Some(value) = value else {

@@ -10,7 +10,6 @@
 //! L1 (for the fail-safe throttle, or while a slow reload runs) goes through the load's
 //! flight, which an invalidation marks, so it cannot come back either.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -115,20 +114,28 @@ impl Plan {
             Some(Fleet::Wait(wait)) => Some(wait),
             None => defaults.fleet,
         };
+        // A function's own settings are not checked by the builder: bounded here, so that no
+        // deadline computed from them can overflow.
+        let wait = |d: Duration| d.min(crate::MAX_WAIT);
         Self {
             ttl,
-            stale_for: settings.stale_for.unwrap_or(defaults.stale_for),
+            stale_for: settings
+                .stale_for
+                .unwrap_or(defaults.stale_for)
+                .min(crate::MAX_TTL),
             soft_timeout: settings
                 .soft_timeout
                 .or(defaults.soft_timeout)
-                .filter(|_| detachable),
-            hard_timeout: settings.hard_timeout.or(defaults.hard_timeout),
+                .filter(|_| detachable)
+                .map(wait),
+            hard_timeout: settings.hard_timeout.or(defaults.hard_timeout).map(wait),
             refresh_ahead: settings
                 .refresh_ahead
                 .or(defaults.refresh_ahead)
+                .filter(|f| *f > 0.0 && *f < 1.0)
                 .filter(|_| detachable),
-            throttle: settings.fail_safe_throttle.unwrap_or(defaults.throttle),
-            fleet,
+            throttle: wait(settings.fail_safe_throttle.unwrap_or(defaults.throttle)),
+            fleet: fleet.map(wait),
         }
     }
 
@@ -164,7 +171,8 @@ impl Plan {
 /// How running a body ended.
 pub(crate) enum Ran<R> {
     Done(R),
-    Panicked(Box<dyn Any + Send>),
+    /// It panicked (the panic was caught: the load falls back on a value).
+    Panicked,
     /// It took longer than the hard timeout.
     TimedOut,
 }
@@ -174,23 +182,20 @@ impl<R> Ran<R> {
     pub(crate) fn joined(joined: Result<R, tokio::task::JoinError>) -> Self {
         match joined {
             Ok(r) => Ran::Done(r),
-            Err(err) if err.is_panic() => Ran::Panicked(err.into_panic()),
+            Err(err) if err.is_panic() => Ran::Panicked,
             Err(_) => Ran::TimedOut,
         }
     }
 }
 
-/// Runs `body` in the caller's task. With a stale value to fall back on, a panic is caught
-/// (and the stale value served) and the hard timeout applies; without one, a panic goes to
-/// the caller as before.
-pub(crate) async fn run_here<F: Future>(
+/// Runs `body` in the caller's task, for a load that can fall back on a value (a stale one,
+/// or the current one for a refresh ahead): a panic is caught and the hard timeout applies.
+/// A load with nothing to fall back on awaits its body as it is, so that a panic goes to
+/// the caller.
+pub(crate) async fn run_guarded<F: Future>(
     body: F,
-    fallback: bool,
     hard_timeout: Option<Duration>,
 ) -> Ran<F::Output> {
-    if !fallback {
-        return Ran::Done(body.await);
-    }
     let run = AssertUnwindSafe(body).catch_unwind();
     let finished = match hard_timeout {
         Some(limit) => match tokio::time::timeout(limit, run).await {
@@ -201,7 +206,7 @@ pub(crate) async fn run_here<F: Future>(
     };
     match finished {
         Ok(r) => Ran::Done(r),
-        Err(panic) => Ran::Panicked(panic),
+        Err(_) => Ran::Panicked,
     }
 }
 
@@ -236,8 +241,13 @@ fn lease_ttl(max_wait: Duration) -> Duration {
     (max_wait / 2).clamp(Duration::from_millis(100), Duration::from_secs(2))
 }
 
-/// Keeps `lease` held (renewing it at a third of its life) until the future is dropped.
-pub(crate) async fn hold(l2: &crate::l2::L2, lease: &Lease, owner: u64) {
+/// Keeps `lease` held (renewing it at a third of its life) until the future is dropped: it
+/// never ends.
+pub(crate) async fn hold(
+    l2: &crate::l2::L2,
+    lease: &Lease,
+    owner: u64,
+) -> std::convert::Infallible {
     loop {
         tokio::time::sleep(lease.ttl / 3).await;
         if !matches!(l2.renew_lease(&lease.key, owner, lease.ttl).await, Ok(true)) {

@@ -309,6 +309,11 @@ impl Call {
         }
     }
 
+    /// The function's path, for logs (`""` outside a `#[cached]` function).
+    pub(crate) fn function(&self) -> &'static str {
+        self.site.map_or("", |site| site.name())
+    }
+
     /// Counts and records how the call ended, short of a load.
     pub(crate) fn ended(&self, outcome: Outcome) {
         self.count(outcome);

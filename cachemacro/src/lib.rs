@@ -452,6 +452,9 @@ pub use cachemacro_runtime::DEFAULT_REDIS_COOLDOWN;
 /// Value: 1 second (`Duration::from_secs(1)`).
 #[doc(inline)]
 pub use cachemacro_runtime::DEFAULT_REDIS_TIMEOUT;
+/// Value: 5 seconds (`Duration::from_secs(5)`).
+#[doc(inline)]
+pub use cachemacro_runtime::DEFAULT_SHUTDOWN_TIMEOUT;
 /// Value: 60 seconds (`Duration::from_secs(60)`).
 #[doc(inline)]
 pub use cachemacro_runtime::DEFAULT_TOMBSTONE_TTL;
@@ -461,6 +464,12 @@ pub use cachemacro_runtime::DEFAULT_TTL;
 /// Value: 1 second (`Duration::from_secs(1)`).
 #[doc(inline)]
 pub use cachemacro_runtime::DEFAULT_VERSION_REFRESH;
+/// Value: ten years (`Duration::from_secs(10 * 365 * 86_400)`).
+#[doc(inline)]
+pub use cachemacro_runtime::MAX_TTL;
+/// Value: a day (`Duration::from_secs(86_400)`).
+#[doc(inline)]
+pub use cachemacro_runtime::MAX_WAIT;
 
 #[doc(hidden)]
 pub use cachemacro_runtime::__private;
