@@ -587,3 +587,44 @@ async fn a_tag_invalidation_during_a_batch_load_wins() {
         assert!(found.values().all(|v| v.ends_with("v2")), "{found:?}");
     }
 }
+
+/// A body that also returns the element after each one it was asked for.
+#[cached(key = "generous:<id>", batch(id in ids), cache = current())]
+async fn generous(ids: Vec<u64>) -> HashMap<u64, u64> {
+    ids.iter()
+        .flat_map(|&id| [(id, id), (id + 1, id + 1)])
+        .collect()
+}
+
+/// The single-item twin of `generous`, on the same entries.
+static GENEROUS_ONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cached(key = "generous:<id>", cache = current())]
+async fn generous_one(id: u64) -> u64 {
+    GENEROUS_ONE.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn elements_the_body_was_not_asked_for_are_neither_returned_nor_cached() {
+    let server = RedisServer::start();
+    let (memory, a, _) = caches(&server).await;
+    for cache in [&memory, &a] {
+        let cold = on(cache, generous(vec![10, 20])).await;
+        assert_eq!(
+            cold,
+            HashMap::from([(10, 10), (20, 20)]),
+            "only what was asked for, though the body returned 11 and 21 too"
+        );
+        let warm = on(cache, generous(vec![10, 20])).await;
+        assert_eq!(cold, warm, "the same answer, cold or warm");
+        let runs = GENEROUS_ONE.load(Ordering::SeqCst);
+        assert_eq!(on(cache, generous_one(11)).await, 11);
+        assert_eq!(
+            GENEROUS_ONE.load(Ordering::SeqCst),
+            runs + 1,
+            "11 was not cached: its own call loaded it"
+        );
+        assert!(!cache.contains_local(&generous::key(21)));
+    }
+}

@@ -21,6 +21,8 @@ const OK: u8 = 0;
 const FAIL: u8 = 1;
 const SLOW: u8 = 2;
 const PANIC: u8 = 3;
+/// Never answers (until the mode changes).
+const HANG: u8 = 4;
 
 impl Source {
     const fn new() -> Self {
@@ -40,6 +42,12 @@ impl Source {
                 Ok(self.value.load(Ordering::SeqCst))
             }
             PANIC => panic!("the driver panicked"),
+            HANG => loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if self.mode.load(Ordering::SeqCst) != HANG {
+                    break Ok(self.value.load(Ordering::SeqCst));
+                }
+            },
             _ => Ok(self.value.load(Ordering::SeqCst)),
         }
     }
@@ -455,5 +463,220 @@ async fn refresh_reloads_and_stores_and_uncached_bypasses_the_cache() {
         on(&b, controlled(2)).await,
         Ok(2),
         "the peer reads the refreshed value"
+    );
+}
+
+// ---- Timing: a refresh ahead past the hard timeout ----
+
+/// Counts the panics of this process other than the deliberate "the driver panicked" (a
+/// panic in a runtime worker's task would otherwise pass unseen: tokio catches it).
+fn unexpected_panics() -> usize {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if message != Some("the driver panicked") {
+                COUNT.fetch_add(1, Ordering::SeqCst);
+            }
+            default(info);
+        }));
+    });
+    COUNT.load(Ordering::SeqCst)
+}
+
+static HUNG_AHEAD: Source = Source::new();
+
+/// The README's example: every slow-source option on.
+#[cached(
+    key = "hung-ahead:<id>",
+    ttl = "2s",
+    stale_for = "1h",
+    soft_timeout = "50ms",
+    hard_timeout = "300ms",
+    refresh_ahead = 0.5,
+    cache = current()
+)]
+async fn hung_ahead(id: u64) -> Result<u64, String> {
+    let _ = id;
+    HUNG_AHEAD.read().await
+}
+
+static HUNG_AHEAD_WIDE: Source = Source::new();
+
+/// Refresh ahead per function, the hard timeout from the builder.
+#[cached(key = "hung-ahead-wide:<id>", ttl = "2s", refresh_ahead = 0.5, cache = current())]
+async fn hung_ahead_wide(id: u64) -> Result<u64, String> {
+    let _ = id;
+    HUNG_AHEAD_WIDE.read().await
+}
+
+fn load_errors(function: &str) -> u64 {
+    cachemacro::global()
+        .stats()
+        .functions
+        .iter()
+        .filter(|f| f.function.ends_with(function))
+        .map(|f| f.load_errors)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_refresh_ahead_past_the_hard_timeout_is_a_failed_reload_not_a_panic() {
+    let before = unexpected_panics();
+    let server = RedisServer::start();
+    let with_hard = |builder: cachemacro::CacheBuilder| {
+        builder
+            .namespace("app")
+            .hard_timeout(Duration::from_millis(300))
+    };
+    let wide_memory = with_hard(Cache::builder()).build_in_memory().unwrap();
+    let wide_redis = with_hard(Cache::builder())
+        .redis(server.url())
+        .build()
+        .await
+        .unwrap();
+    let [memory, redis, _] = caches(&server).await;
+    type Call =
+        fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send>>;
+    let readme: Call = |id| Box::pin(hung_ahead(id));
+    let wide: Call = |id| Box::pin(hung_ahead_wide(id));
+    let cases = [
+        (1, &memory, readme, &HUNG_AHEAD, "hung_ahead"),
+        (2, &redis, readme, &HUNG_AHEAD, "hung_ahead"),
+        (3, &wide_memory, wide, &HUNG_AHEAD_WIDE, "hung_ahead_wide"),
+        (4, &wide_redis, wide, &HUNG_AHEAD_WIDE, "hung_ahead_wide"),
+    ];
+    for (id, cache, call, source, name) in cases {
+        source.set(OK, 1);
+        assert_eq!(on(cache, call(id)).await, Ok(1));
+        // 60 % of the TTL: a hit starts a refresh, and the source hangs.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        source.set(HANG, 2);
+        let errors = load_errors(name);
+        let started = Instant::now();
+        assert_eq!(on(cache, call(id)).await, Ok(1), "the hit answers at once");
+        assert!(started.elapsed() < Duration::from_millis(200));
+        // Past the hard timeout (300 ms), before the TTL (2 s) ends.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            unexpected_panics(),
+            before,
+            "{name} on cache {id}: no panic when the refresh passes the hard timeout"
+        );
+        assert_eq!(
+            load_errors(name),
+            errors + 1,
+            "{name} on cache {id}: the refresh counts as a failed load"
+        );
+        let runs = source.runs();
+        assert_eq!(
+            on(cache, call(id)).await,
+            Ok(1),
+            "the value stays until its TTL"
+        );
+        assert_eq!(source.runs(), runs, "and is not refreshed again at once");
+        // The source answers again: once the TTL has passed, the value is reloaded.
+        source.set(OK, 3);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while on(cache, call(id)).await != Ok(3) {
+            assert!(Instant::now() < deadline, "{name} on cache {id}: reloaded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(unexpected_panics(), before);
+}
+
+// ---- Fleet-wide single flight through a bus blip ----
+
+static BLIP_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "blip:<id>", fleet_single_flight = "20s", cache = current())]
+async fn blip(id: u64) -> u64 {
+    BLIP_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    id * 7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_blip_during_a_fleet_load_costs_at_most_one_more_load_and_that_one_is_stored() {
+    let server = RedisServer::start();
+    let mut fleet = Vec::new();
+    for _ in 0..6 {
+        fleet.push(instance(&server, "app").await);
+    }
+    let started = Instant::now();
+    // The first instance takes the lease and loads for 1.5 s.
+    let first = tokio::spawn({
+        let cache = fleet[0].clone();
+        async move { on(&cache, blip(1)).await }
+    });
+    let mut conn = server.connection();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !redis::cmd("EXISTS")
+        .arg("app:c1:f:k:blip:1")
+        .query::<bool>(&mut conn)
+        .unwrap()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first instance takes the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Five more instances, 20 callers each, wait for its value.
+    let callers: Vec<_> = fleet[1..]
+        .iter()
+        .flat_map(|cache| {
+            (0..20).map(move |_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let asked = Instant::now();
+                    (on(&cache, blip(1)).await, asked.elapsed())
+                })
+            })
+        })
+        .collect();
+    // A blip of the bus: every instance's subscription is cut, and comes back at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut conn)
+        .unwrap();
+    assert!(killed >= 6, "every bus was cut ({killed})");
+    assert_eq!(first.await.unwrap(), 7);
+    let mut slowest = Duration::ZERO;
+    for caller in callers {
+        let (value, waited) = caller.await.unwrap();
+        assert_eq!(value, 7, "every caller answered");
+        slowest = slowest.max(waited);
+    }
+    let runs = BLIP_RUNS.load(Ordering::SeqCst);
+    eprintln!(
+        "bus blip during a fleet load: {runs} loads, slowest caller {slowest:?}, all done in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        runs <= 2,
+        "the blip cost at most one more load: {runs} loads"
+    );
+    assert!(
+        server.stored_bytes("app:c1:k:blip:1").is_some(),
+        "the load after the blip was stored in Redis"
+    );
+    let cold = instance(&server, "app").await;
+    assert_eq!(on(&cold, blip(1)).await, 7);
+    assert_eq!(
+        BLIP_RUNS.load(Ordering::SeqCst),
+        runs,
+        "the fleet's next cold read is a Redis hit"
     );
 }

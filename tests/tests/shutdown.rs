@@ -84,3 +84,88 @@ async fn an_in_memory_cache_shuts_down_too() {
     assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
     assert!(!cache.contains_local("k"));
 }
+
+// ---- A bounded shutdown ----
+
+/// While set, the sources below do not answer.
+static HUNG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How many of their loads ran to the end.
+static COMPLETED: AtomicUsize = AtomicUsize::new(0);
+/// What they answer, plus the id.
+static ANSWER: AtomicU64 = AtomicU64::new(100);
+
+async fn hanging_source(value: u64) -> u64 {
+    while HUNG.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    COMPLETED.fetch_add(1, Ordering::SeqCst);
+    value
+}
+
+#[cached(key = "hung-ahead:<id>", ttl = "4s", refresh_ahead = 0.5, cache = current())]
+async fn hung_ahead(id: u64) -> u64 {
+    hanging_source(id + ANSWER.load(Ordering::SeqCst)).await
+}
+
+#[cached(key = "hung-soft:<id>", ttl = "1s", stale_for = "1h", soft_timeout = "50ms", cache = current())]
+async fn hung_soft(id: u64) -> u64 {
+    hanging_source(id + ANSWER.load(Ordering::SeqCst)).await
+}
+
+#[tokio::test]
+async fn shutdown_abandons_background_loads_that_outlive_its_bound_and_they_store_nothing() {
+    let server = RedisServer::start();
+    let a = cachemacro::Cache::builder()
+        .namespace("bounded")
+        .redis(server.url())
+        .shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(on(&a, hung_ahead(1)).await, 101);
+    assert_eq!(on(&a, hung_soft(1)).await, 101);
+    // Past hung_ahead's refresh point (2 s) and hung_soft's TTL (1 s).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The source hangs: a refresh ahead and a reload past its soft timeout go on in the
+    // background, with no hard timeout to end them.
+    HUNG.store(true, Ordering::SeqCst);
+    ANSWER.store(200, Ordering::SeqCst);
+    assert_eq!(on(&a, hung_ahead(1)).await, 101, "the hit answers at once");
+    assert_eq!(
+        on(&a, hung_soft(1)).await,
+        101,
+        "the stale value after 50 ms"
+    );
+    let stored = [
+        server.stored_bytes("bounded:c1:k:hung-ahead:1"),
+        server.stored_bytes("bounded:c1:k:hung-soft:1"),
+    ];
+    let completed = COMPLETED.load(Ordering::SeqCst);
+
+    let started = Instant::now();
+    let bounded = tokio::time::timeout(Duration::from_secs(10), a.shutdown()).await;
+    let took = started.elapsed();
+    eprintln!("shutdown with two hung background loads took {took:?} (bound 500 ms)");
+    assert!(bounded.is_ok(), "shutdown returned (after {took:?})");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "shutdown waited its bound, about 500 ms, then gave up: {took:?}"
+    );
+
+    // The source answers again: the abandoned loads are gone, they finish nothing.
+    HUNG.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        COMPLETED.load(Ordering::SeqCst),
+        completed,
+        "no abandoned load ran on"
+    );
+    assert_eq!(
+        [
+            server.stored_bytes("bounded:c1:k:hung-ahead:1"),
+            server.stored_bytes("bounded:c1:k:hung-soft:1"),
+        ],
+        stored,
+        "nothing was stored in Redis"
+    );
+}
