@@ -306,7 +306,7 @@ impl L1 {
     /// An L1 within `bound`, whose functions' fronts hold at most `front_capacity` entries
     /// each (0: no fronts).
     pub(crate) fn bounded(bound: Bound, front_capacity: u64) -> Self {
-        clock::start();
+        clock::calibrate();
         let (weight_capacity, entries, weigh) = match bound {
             Bound::Entries(n) => (n, n, None),
             Bound::Bytes {
@@ -533,66 +533,121 @@ mod sweeper {
     }
 }
 
-/// A coarse monotonic clock in milliseconds since the first L1 was built.
+/// The L1's clock: milliseconds of the system's monotonic clock, read two ways.
 ///
-/// Reading `Instant::now()` costs about as much as the rest of an L1 hit on a virtual
-/// machine (≈ 50 ns measured here, against an atomic load's < 1 ns), so a thread ticks an
-/// atomic every millisecond and reads load it. The ticked value lags real time; reads
-/// compare with [`SLACK_MS`] of margin, so that an entry ends up to that much early, never
-/// late, as long as the ticker is not held off the CPU for longer than the margin.
+/// Entries are stamped with the exact clock ([`exact_ms`]: `CLOCK_MONOTONIC`, 25-30 ns
+/// here). A hit reads the kernel's coarse clock instead ([`now_ms`]:
+/// `CLOCK_MONOTONIC_COARSE` through the vDSO, 5 ns, no system call): the same clock as the
+/// kernel last updated it at a timer tick, so never ahead of the exact one and behind it by
+/// less than [`lag_ms`]. [`before`] decides on the coarse time alone when the deadline is
+/// further away than that, and reads the exact clock in the last moments of an entry's
+/// life, so an entry ends at its deadline (to the millisecond), never later, whether or
+/// not the process gets the CPU: the kernel updates the coarse clock from its timer
+/// interrupt, which a CPU quota does not hold back. No thread of ours keeps it, so an idle
+/// process is not woken.
+///
+/// (Until this clock, a thread ticked an atomic every millisecond and hits trusted it with
+/// 2 ms of slack; a process held off the CPU by its cgroup's quota served entries up to
+/// 184 ms past their TTL.)
 pub(crate) mod clock {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
 
-    /// How often the ticker updates the clock.
-    const TICK: Duration = Duration::from_millis(1);
+    /// How far the coarse clock may be behind the exact one, in ms, as set by [`calibrate`];
+    /// until then, more than any tick (a read near a deadline reads the exact clock).
+    static LAG_MS: AtomicU64 = AtomicU64::new(100);
 
-    /// The margin a read allows for the ticker's lag: one tick of period and one of late
-    /// wake-ups.
-    pub(crate) const SLACK_MS: u64 = 2;
-
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    static NOW_MS: AtomicU64 = AtomicU64::new(0);
-
-    fn epoch() -> Instant {
-        *EPOCH.get_or_init(Instant::now)
+    /// Sets [`lag_ms`] from the coarse clock's resolution (its tick: 4 ms here, 1-10 ms
+    /// with the kernel's `HZ`). The coarse clock holds the time of the last whole tick
+    /// period the kernel accounted for, which may be up to a period before the tick that
+    /// published it, and the next tick is a period later: it lags by less than two periods
+    /// while ticks come on time (measured here: at most 6.0 ms with 4 ms ticks, idle, with
+    /// both cores busy, and in a cgroup held to 20 % of a core). Three periods and a
+    /// millisecond leave room for a late tick; they cost only an exact read for hits that
+    /// close to a deadline.
+    pub(crate) fn calibrate() {
+        LAG_MS.store(
+            3 * imp::resolution_ns().div_ceil(1_000_000) + 1,
+            Ordering::Relaxed,
+        );
     }
 
-    /// Starts the ticker, once per process.
-    pub(crate) fn start() {
-        static TICKER: OnceLock<()> = OnceLock::new();
-        TICKER.get_or_init(|| {
-            NOW_MS.store(exact_ms(), Ordering::Relaxed);
-            let spawned = std::thread::Builder::new()
-                .name("cachemacro-clock".into())
-                .spawn(|| loop {
-                    std::thread::sleep(TICK);
-                    NOW_MS.fetch_max(exact_ms(), Ordering::Relaxed);
-                });
-            if let Err(err) = spawned {
-                // Without a ticker the clock stands still and entries would never expire:
-                // panicking here beats serving values forever.
-                panic!("cachemacro: could not start the L1 clock thread: {err}");
-            }
-        });
+    /// How far [`now_ms`] may be behind [`exact_ms`].
+    #[inline]
+    pub(crate) fn lag_ms() -> u64 {
+        LAG_MS.load(Ordering::Relaxed)
     }
 
-    /// The clock read exactly (about 50 ns): for stamping entries, not for hits.
+    /// The clock read exactly: for stamping entries, and for reads close to a deadline.
     pub(crate) fn exact_ms() -> u64 {
-        u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+        imp::exact_ms()
     }
 
-    /// The coarse time: at most a tick (plus the ticker's lateness) behind [`exact_ms`].
+    /// The coarse time: never after [`exact_ms`], less than [`lag_ms`] behind it.
     #[inline]
     pub(crate) fn now_ms() -> u64 {
-        NOW_MS.load(Ordering::Relaxed)
+        imp::coarse_ms()
     }
 
-    /// Whether coarse time `now` is safely before `deadline`.
+    /// Whether a read at coarse time `now` is before `deadline` (a time of [`exact_ms`]).
     #[inline]
     pub(crate) fn before(now: u64, deadline: u64) -> bool {
-        now.saturating_add(SLACK_MS) < deadline
+        // Input: now ≤ the exact time < now + lag.
+        if now.saturating_add(lag_ms()) < deadline {
+            return true;
+        }
+        now < deadline && exactly_before(deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exactly_before(deadline: u64) -> bool {
+        exact_ms() < deadline
+    }
+
+    /// The kernel's coarse clock and its exact clock, on the same base.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    mod imp {
+        use rustix::time::{clock_getres, clock_gettime, ClockId, Timespec};
+
+        fn millis(t: Timespec) -> u64 {
+            // Monotonic times are never negative.
+            t.tv_sec as u64 * 1_000 + t.tv_nsec as u64 / 1_000_000
+        }
+
+        pub(super) fn resolution_ns() -> u64 {
+            let res = clock_getres(ClockId::MonotonicCoarse);
+            res.tv_sec as u64 * 1_000_000_000 + res.tv_nsec as u64
+        }
+
+        pub(super) fn exact_ms() -> u64 {
+            millis(clock_gettime(ClockId::Monotonic))
+        }
+
+        #[inline]
+        pub(super) fn coarse_ms() -> u64 {
+            millis(clock_gettime(ClockId::MonotonicCoarse))
+        }
+    }
+
+    /// Elsewhere, std's monotonic clock for both (no coarse clock to trust).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    mod imp {
+        use std::sync::OnceLock;
+        use std::time::Instant;
+
+        pub(super) fn resolution_ns() -> u64 {
+            0
+        }
+
+        pub(super) fn exact_ms() -> u64 {
+            static EPOCH: OnceLock<Instant> = OnceLock::new();
+            u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+        }
+
+        #[inline]
+        pub(super) fn coarse_ms() -> u64 {
+            exact_ms()
+        }
     }
 }
 
