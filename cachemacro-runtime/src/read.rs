@@ -859,6 +859,7 @@ impl Cache {
             // It stays stale: the load's value is handed to the callers, not stored.
             return Ok(Seen::Unknown);
         }
+        crate::stats::bump(&self.inner.counters.fleet_restarts);
         target.epoch = l2.link().epoch();
         // Registered again, here and in Redis: a tag invalidation meanwhile dropped them.
         self.register_local_tags(tags, skey);

@@ -47,6 +47,9 @@ pub struct Stats {
     pub refreshes: u64,
     /// Loads that waited for another instance to load the key (`fleet_single_flight`).
     pub fleet_waits: u64,
+    /// Of those, the loads that started afresh because an invalidation (or a bus drop) came
+    /// while they waited: their value is stored, where it would have been dropped.
+    pub fleet_restarts: u64,
     /// Entries evicted from this process's L1 to make room.
     pub l1_evictions: u64,
     /// Entries in this process's L1 now (entries expired but not yet swept included).
@@ -122,6 +125,7 @@ pub(crate) struct Counters {
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) fleet_waits: AtomicU64,
+    pub(crate) fleet_restarts: AtomicU64,
 }
 
 /// Bumps a plain counter.
@@ -161,6 +165,7 @@ impl Counters {
             stale_served: get(&self.stale_served),
             refreshes: get(&self.refreshes),
             fleet_waits: get(&self.fleet_waits),
+            fleet_restarts: get(&self.fleet_restarts),
             ..Stats::default()
         }
     }

@@ -56,6 +56,8 @@ struct History {
     unusable: u64,
     /// Reads its functions' typed fronts of L1 answered.
     front_hits: u64,
+    /// Fleet loads that started afresh after their flight went stale while they waited.
+    fleet_restarts: u64,
 }
 
 fn parse(text: &str) -> History {
@@ -87,6 +89,7 @@ fn parse(text: &str) -> History {
                 }
                 history.unusable = n(5);
                 history.front_hits = n(6);
+                history.fleet_restarts = n(7);
             }
             Some("B") => {
                 if let Some(since) = down_since.take() {
@@ -355,6 +358,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         .collect();
     let unusable: u64 = histories.iter().map(|h| h.unusable).sum();
     let front_hits: u64 = histories.iter().map(|h| h.front_hits).sum();
+    let restarts: u64 = histories.iter().map(|h| h.fleet_restarts).sum();
     let mut by_fault: HashMap<&str, usize> = HashMap::new();
     for (_, fault) in &faults {
         *by_fault.entry(fault).or_default() += 1;
@@ -362,7 +366,8 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
     eprintln!(
         "history: {workers} processes, {seconds} s, {reads} reads, {writes} Ok invalidations, \
          {failed} failed ones, {outages} bus outages, faults {by_fault:?}; \
-         {} stale values served, {} refreshes ahead, {} fleet waits, {} loads dropped as stale, \
+         {} stale values served, {} refreshes ahead, {} fleet waits ({restarts} started afresh), \
+         {} loads dropped as stale, \
          {unusable} values in Redis not used (unlisted under a tag, say), \
          {front_hits} reads answered by the typed fronts; \
          {excused} reads excused (bus in flight or down), the slowest propagation seen \
@@ -386,6 +391,10 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         "every path was taken: {paths:?}"
     );
     assert!(front_hits > 0, "the typed fronts answered reads");
+    assert!(
+        restarts > 0,
+        "fleet loads started afresh after going stale while they waited"
+    );
     assert!(stale.is_empty(), "{} stale reads", stale.len());
 }
 

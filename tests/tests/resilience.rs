@@ -672,6 +672,11 @@ async fn a_bus_blip_during_a_fleet_load_costs_at_most_one_more_load_and_that_one
         server.stored_bytes("app:c1:k:blip:1").is_some(),
         "the load after the blip was stored in Redis"
     );
+    let restarts: u64 = fleet.iter().map(|c| c.stats().fleet_restarts).sum();
+    assert!(
+        restarts >= 1,
+        "the instance that loaded next started afresh"
+    );
     let cold = instance(&server, "app").await;
     assert_eq!(on(&cold, blip(1)).await, 7);
     assert_eq!(

@@ -25,7 +25,7 @@
 //! W <key> <version> <start> <end> err <how>  ... and the invalidation reported an error
 //! B down <time>                        the invalidation bus was seen disconnected
 //! B up <time>                          ... and connected again
-//! S <stale served> <refreshes> <fleet waits> <stale loads dropped> <unusable values> <front hits>   at the end
+//! S <stale served> <refreshes> <fleet waits> <stale loads dropped> <unusable values> <front hits> <fleet restarts>   at the end
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -285,13 +285,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cachemacro::global().shutdown().await;
     let stats = cachemacro::global().stats();
     record(format!(
-        "S {} {} {} {} {} {}",
+        "S {} {} {} {} {} {} {}",
         stats.stale_served,
         stats.refreshes,
         stats.fleet_waits,
         stats.stale_loads_dropped,
         stats.unusable_values,
-        stats.front_hits
+        stats.front_hits,
+        stats.fleet_restarts
     ));
     let events = EVENTS.lock().unwrap().join("\n");
     std::fs::write(out, events + "\n")?;
