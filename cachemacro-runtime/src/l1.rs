@@ -695,6 +695,33 @@ mod tests {
     }
 
     #[test]
+    fn coarse_time_is_never_ahead_of_the_exact_one_nor_further_behind_than_the_lag() {
+        clock::calibrate();
+        let lag = clock::lag_ms();
+        assert!((1..=100).contains(&lag), "lag {lag} ms");
+        let until = std::time::Instant::now() + Duration::from_millis(300);
+        let mut reads = 0u32;
+        while std::time::Instant::now() < until {
+            let before = clock::exact_ms();
+            let now = clock::now_ms();
+            let after = clock::exact_ms();
+            reads += 1;
+            assert!(now <= after, "coarse {now} ahead of exact {after}");
+            // A read held off the CPU between the two proves nothing about the lag.
+            if after == before {
+                assert!(
+                    after - now < lag,
+                    "coarse {now} {lag} ms or more behind {after}"
+                );
+            }
+        }
+        assert!(reads > 1_000, "{reads} reads");
+        // At the deadline itself, never "before".
+        let now = clock::now_ms();
+        assert!(!clock::before(now, now));
+    }
+
+    #[test]
     fn entry_stays_small() {
         // quick_cache stores it inline in every slot, evicted keys' slots included: the
         // value's 64 bytes and 32 of deadlines and type.
