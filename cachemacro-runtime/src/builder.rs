@@ -41,6 +41,9 @@ pub const DEFAULT_REDIS_COOLDOWN: Duration = Duration::from_millis(250);
 /// The default interval of the connection checks (a `PING` on the data connection and on
 /// the invalidation bus).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
+/// How often group versions are read again while instances of 0.1, which announce no
+/// bump, may share the namespace (see [`CacheBuilder::compat_0_1`]).
+const COMPAT_VERSION_REFRESH: Duration = Duration::from_millis(50);
 /// The default bound on [`Cache::shutdown`]'s wait for background work.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest TTL an entry gets: ten years. A longer one, given per call (`ttl = EXPR`,
@@ -102,6 +105,8 @@ pub struct CacheBuilder {
     compress_above: usize,
     version_refresh: Duration,
     shutdown_timeout: Duration,
+    /// Instances of cachemacro 0.1 may share the namespace.
+    compat_0_1: bool,
     resilience: crate::resilience::Defaults,
 }
 
@@ -137,6 +142,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("compress_above", &self.compress_above)
             .field("version_refresh", &self.version_refresh)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("compat_0_1", &self.compat_0_1)
             .field("resilience", &self.resilience)
             .field(
                 "codec",
@@ -180,6 +186,7 @@ impl CacheBuilder {
             compress_above: DEFAULT_COMPRESS_ABOVE,
             version_refresh: DEFAULT_VERSION_REFRESH,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            compat_0_1: true,
             resilience: Default::default(),
         }
     }
@@ -513,6 +520,24 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether instances of cachemacro 0.1 may share this cache's namespace (a rolling
+    /// deploy from 0.1 to this release). On (the default in 0.2), this instance keeps the
+    /// promises of invalidation with them:
+    ///
+    /// - tags are registered in 0.1's set too (`<namespace>:c1:t:<tag>`), so that 0.1's
+    ///   `invalidate_tag`, which reads only that set, finds what this instance cached;
+    /// - group versions are read from Redis again at least every 50 ms
+    ///   ([`version_refresh`](Self::version_refresh) if shorter), since 0.1 announces no
+    ///   bump on the bus: a bump on a 0.1 instance is seen here within 50 ms.
+    ///
+    /// Off, a tagged load skips one `SADD`, and versions are read from Redis every
+    /// `version_refresh`. Turn it off once no 0.1 instance runs (a second deploy); 0.3 will
+    /// drop it. See the README's "Rolling deploys" and `CHANGELOG.md`.
+    pub fn compat_0_1(mut self, on: bool) -> Self {
+        self.compat_0_1 = on;
+        self
+    }
+
     /// Keeps entries this long past their TTL, in L1 and in Redis, to serve when a reload
     /// fails (the *fail-safe*): an `Err`, a `None` (for `Option`), a panic or the hard
     /// timeout. An invalidation removes them like any entry: a removed value is never
@@ -696,7 +721,7 @@ impl CacheBuilder {
                 operation: "connect to the cluster",
             });
         }
-        let l2 = L2::new(link.clone(), cluster, self.bus_channels);
+        let l2 = L2::new(link.clone(), cluster, self.bus_channels, self.compat_0_1);
         let timings = BusTimings {
             timeout,
             heartbeat: self.heartbeat,
@@ -893,7 +918,11 @@ impl CacheBuilder {
             instance,
             ttl_jitter: self.ttl_jitter,
             counters: Default::default(),
-            versions: crate::versions::Versions::new(self.version_refresh),
+            versions: crate::versions::Versions::new(if self.compat_0_1 {
+                self.version_refresh.min(COMPAT_VERSION_REFRESH)
+            } else {
+                self.version_refresh
+            }),
             defaults: self.resilience,
             waiters: Default::default(),
             background: Default::default(),

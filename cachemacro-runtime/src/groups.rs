@@ -109,6 +109,9 @@ impl Cache {
         };
         let key = self.inner.layout.version_key(group);
         match l2.counter(&key).await {
+            Ok(version) if version < versions.last_known(group) => {
+                Ok(self.restore_version(l2, group, &key).await)
+            }
             Ok(version) => Ok(versions.raise(group, version)),
             Err(fault) => {
                 if !matches!(fault, Fault::Unavailable) {
@@ -116,6 +119,33 @@ impl Cache {
                 }
                 Ok(versions.last_known(group))
             }
+        }
+    }
+
+    /// The version of `group` after Redis was found holding less than this instance knew:
+    /// the counter was lost (a restart without persistence, a failover), or an instance of
+    /// 0.1 purged the namespace and counts from 1 again. Neither may bring back a version
+    /// that entries are cached under, nor leave this instance and 0.1 on two versions: the
+    /// counter is moved past what this instance knew, as a bump would, and the others are
+    /// told. Fails open, as [`version`](Self::version).
+    async fn restore_version(&self, l2: &crate::l2::L2, group: &str, key: &str) -> u64 {
+        let versions = &self.inner.versions;
+        let known = versions.last_known(group);
+        match l2.restore(key, known, envelope::now_ms()).await {
+            Ok((version, moved)) => {
+                let version = versions.raise(group, version);
+                if moved {
+                    tracing::info!(target: "cachemacro", %group, version, "cache: a group version in Redis went back (lost, or purged by an older instance); moved it past the last one known");
+                    let _ = self
+                        .publish(Message::Version {
+                            group: group.to_owned(),
+                            version,
+                        })
+                        .await;
+                }
+                version
+            }
+            Err(_) => known,
         }
     }
 

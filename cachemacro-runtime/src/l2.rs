@@ -62,10 +62,13 @@ return 0
 ";
 
 /// Adds ARGV[1] to the older versions' set KEYS[1] when there is one (an older instance
-/// of the service uses it). Returns 1 when it was a member already, else 0.
+/// of the service uses it), or always when ARGV[3] is `1` (instances of 0.1 may share the
+/// namespace: their `invalidate_tag` reads only that set). Returns 1 when it was a member
+/// already, else 0.
 const REGISTER_LEGACY: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if ARGV[3] == '1' or redis.call('EXISTS', KEYS[1]) == 1 then
     local was = redis.call('SADD', KEYS[1], ARGV[1]) == 0
+    redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
     redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
     if was then return 1 end
 end
@@ -136,6 +139,19 @@ end
 return removed
 ";
 
+/// Moves a group version that went back below ARGV[1] (what this instance knew: Redis lost
+/// the counter, or an instance of 0.1 purged the namespace, which deletes it, and counts
+/// from 1 again) past it, as a bump: to ARGV[1] + 1 or ARGV[2] (the time in ms), whichever
+/// is larger. Returns the version and whether it moved it.
+const RESTORE: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local known = tonumber(ARGV[1])
+if current >= known then return {current, 0} end
+local version = math.max(known + 1, tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], string.format('%d', version))
+return {version, 1}
+";
+
 /// A group version's next value: one more than it was, or ARGV[1] (the time in ms) if that
 /// is larger, so that a counter lost with Redis's data never repeats a value.
 const BUMP: &str = r"
@@ -169,8 +185,9 @@ return 0
 /// KEYS[1..ARGV[2]]: the keys to read; the rest: pairs of a tag's sorted set and its older
 /// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..7]: the
 /// registrations' deadline, now, how long the tag sets are kept, the tombstone and its TTL
-/// (as for one key); ARGV[7 + t]: the indices in KEYS of the keys registered under the
-/// t-th tag pair, space-separated. Answers for each key to read its first bytes, `""` when
+/// (as for one key); ARGV[8]: `1` to register in the older versions' set even when it does
+/// not exist (instances of 0.1 may share the namespace); ARGV[8 + t]: the indices in KEYS
+/// of the keys registered under the t-th tag pair, space-separated. Answers for each key to read its first bytes, `""` when
 /// absent, `0` when it holds another Redis type, and the tombstone in a table of its own
 /// when it replaced a value a tag did not list.
 const READ_MANY: &str = r"
@@ -179,7 +196,8 @@ local unlisted = {}
 for t = 1, (#KEYS - n) / 2 do
     local live, legacy = KEYS[n + 2 * t - 1], KEYS[n + 2 * t]
     local has_legacy = redis.call('EXISTS', legacy) == 1
-    for index in string.gmatch(ARGV[7 + t], '%d+') do
+    local to_legacy = has_legacy or ARGV[8] == '1'
+    for index in string.gmatch(ARGV[8 + t], '%d+') do
         local key = KEYS[tonumber(index)]
         local score = redis.call('ZSCORE', live, key)
         if not (score and tonumber(score) >= tonumber(ARGV[4]))
@@ -187,14 +205,15 @@ for t = 1, (#KEYS - n) / 2 do
             unlisted[tonumber(index)] = true
         end
         redis.call('ZADD', live, 'GT', ARGV[3], key)
-        if has_legacy then
+        if to_legacy then
             redis.call('SADD', legacy, key)
         end
     end
     redis.call('ZREMRANGEBYSCORE', live, '-inf', '(' .. ARGV[4])
     redis.call('PEXPIRE', live, ARGV[5], 'NX')
     redis.call('PEXPIRE', live, ARGV[5], 'GT')
-    if has_legacy then
+    if to_legacy then
+        redis.call('PEXPIRE', legacy, ARGV[5], 'NX')
         redis.call('PEXPIRE', legacy, ARGV[5], 'GT')
     end
 end
@@ -286,6 +305,9 @@ pub(crate) struct L2 {
     cluster: bool,
     /// How a bus message is published (`PUBLISH`, `SPUBLISH` or both).
     bus_channels: BusChannels,
+    /// Register tags in the older versions' sets too, whether or not they exist (see
+    /// [`CacheBuilder::compat_0_1`](crate::CacheBuilder::compat_0_1)).
+    legacy_tags: bool,
     register: Script,
     register_legacy: Script,
     fill: Script,
@@ -294,6 +316,7 @@ pub(crate) struct L2 {
     take_set: Script,
     forget: Script,
     bump: Script,
+    restore: Script,
     renew: Script,
     release: Script,
     read_many: Script,
@@ -332,11 +355,17 @@ fn sha1_hex(bytes: &[u8]) -> String {
 }
 
 impl L2 {
-    pub(crate) fn new(link: Link, cluster: bool, bus_channels: BusChannels) -> Self {
+    pub(crate) fn new(
+        link: Link,
+        cluster: bool,
+        bus_channels: BusChannels,
+        legacy_tags: bool,
+    ) -> Self {
         Self {
             link,
             cluster,
             bus_channels,
+            legacy_tags,
             register: Script::new(REGISTER),
             register_legacy: Script::new(REGISTER_LEGACY),
             fill: Script::new(FILL),
@@ -345,6 +374,7 @@ impl L2 {
             take_set: Script::new(TAKE_SET),
             forget: Script::new(FORGET),
             bump: Script::new(BUMP),
+            restore: Script::new(RESTORE),
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
             read_many: Script::new(READ_MANY),
@@ -423,7 +453,8 @@ impl L2 {
                     .arg(registration.now_ms)
                     .arg(keep)
                     .arg(registration.tombstone.as_slice())
-                    .arg(millis(registration.tombstone_ttl));
+                    .arg(millis(registration.tombstone_ttl))
+                    .arg(u8::from(self.legacy_tags));
                 let mut indices = String::new();
                 for (tag, _) in by_tag {
                     invocation.key(&tag.live).key(&tag.legacy);
@@ -565,7 +596,7 @@ impl L2 {
             .arg(keep);
         let live = self.invoke::<i64>(Access::Read, &register).await?;
         let mut legacy = self.register_legacy.key(&tag.legacy);
-        legacy.arg(key).arg(keep);
+        legacy.arg(key).arg(keep).arg(u8::from(self.legacy_tags));
         let old = self.invoke::<i64>(Access::Read, &legacy).await?;
         Ok(live == 1 || old == 1)
     }
@@ -966,6 +997,20 @@ impl L2 {
         cmd.arg(key);
         let value: Option<u64> = self.link.query(Access::Read, &cmd).await?;
         Ok(value.unwrap_or(0))
+    }
+
+    /// Moves the version counter under `key` past `known` when it holds less (see
+    /// `RESTORE`); returns the version and whether it moved it.
+    pub(crate) async fn restore(
+        &self,
+        key: &str,
+        known: u64,
+        floor: u64,
+    ) -> Result<(u64, bool), Fault> {
+        let mut restore = self.restore.key(key);
+        restore.arg(known).arg(floor);
+        let (version, moved): (u64, u8) = self.invoke(Access::Write, &restore).await?;
+        Ok((version, moved == 1))
     }
 
     /// Moves the version counter under `key` to one more than it holds, or to `floor` if

@@ -265,9 +265,13 @@ async fn a_value_whose_tag_registration_redis_evicted_is_not_served_from_redis()
     // keep the values it covered.
     let mut raw = server.connection();
     for id in [1, 2] {
-        let set = format!("app:c1:tz:{{evicted:{id}}}");
-        let deleted: u64 = redis::cmd("DEL").arg(&set).query(&mut raw).unwrap();
-        assert_eq!(deleted, 1, "{set} was the tag's set");
+        // Both sets: the tag's, and the one kept for instances of 0.1.
+        let sets = [
+            format!("app:c1:tz:{{evicted:{id}}}"),
+            format!("app:c1:t:evicted:{id}"),
+        ];
+        let deleted: u64 = redis::cmd("DEL").arg(&sets).query(&mut raw).unwrap();
+        assert_eq!(deleted, 2, "{sets:?} were the tag's sets");
     }
     rename("evicted", 1, "Ada");
     rename("evicted", 2, "Bob");
