@@ -537,7 +537,7 @@ mod sweeper {
 ///
 /// Entries are stamped with the exact clock ([`exact_ms`]: `CLOCK_MONOTONIC`, 25-30 ns
 /// here). A hit reads the kernel's coarse clock instead ([`now_ms`]:
-/// `CLOCK_MONOTONIC_COARSE` through the vDSO, 5 ns, no system call): the same clock as the
+/// `CLOCK_MONOTONIC_COARSE`, a vDSO call, about 6 ns, no system call): the same clock as the
 /// kernel last updated it at a timer tick, so never ahead of the exact one and behind it by
 /// less than [`lag_ms`]. [`before`] decides on the coarse time alone when the deadline is
 /// further away than that, and reads the exact clock in the last moments of an entry's
