@@ -609,6 +609,7 @@ pub(crate) mod clock {
     mod imp {
         use rustix::time::{clock_getres, clock_gettime, ClockId, Timespec};
 
+        #[inline]
         fn millis(t: Timespec) -> u64 {
             // Monotonic times are never negative.
             t.tv_sec as u64 * 1_000 + t.tv_nsec as u64 / 1_000_000
