@@ -12,8 +12,11 @@
 //! Why a local trait: its `#[diagnostic::on_unimplemented]` message is written by the macro,
 //! so it can name the parameter (`tenant`) and both fixes, and no path of the runtime
 //! appears in the error. The check's spans point at the parameter, or at the argument that
-//! asked for it. This works for any type: `&Db`, `State<App>`, `impl Trait` and generic
-//! parameters (a generic `T` counts as a key part when its bounds say `T: KeyPart`).
+//! asked for it. This works for any type the body can see: `&str`, `&Db`, `State<App>`,
+//! aliases. An `impl Trait` or a generic parameter is opaque there (a generic `T` counts as
+//! a key part only when its bounds say `T: KeyPart`, and as `Serialize` only when they say
+//! so), so a parameter of such a type left out of the key is rejected by `valid` instead,
+//! from its tokens, unless `ignore` lists it.
 //!
 //! The alternatives, and why not:
 //!
@@ -36,28 +39,76 @@ use syn::{Ident, Type};
 
 use crate::valid::Param;
 
-/// Fails when `param` (left out of the key template, not ignored) has a type that can be
-/// part of a key: two calls differing only in it would share one entry.
+/// Fails when `param` (left out of the key template, not ignored) has a type that is data:
+/// a key part, or `serde::Serialize`. Two calls differing only in it would share one entry.
+/// Only a handle (neither: `&Db`, `Arc<Client>`, `State<App>`) may stay out without a word.
+///
+/// Two local traits, each with its own message, and a three-way verdict: a key part fails
+/// the first, data that is no key part the second, a handle neither.
 pub(crate) fn left_out(param: &Param) -> TokenStream {
-    let name = param.ident.to_string();
+    let span = param.ident.span();
+    let ident = &param.ident;
+    let name = ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
-    let message = format!(
+    let label = format!("`{name}` is not in the key");
+
+    let key_part_message = format!(
         "parameter `{name}` is left out of the cache key, though its type `{{T}}` can be part of it: add `<{name}>` to the key template, or list it in `ignore = [{name}]`"
     );
-    let label = format!("`{name}` is not in the key");
-    let note = format!(
+    let key_part_note = format!(
         "calls that differ only in `{name}` would share one cache entry; `ignore = [{name}]` says the result does not depend on it"
     );
-    verdict_check(
-        param,
-        [&message, &label, &note],
-        "may_be_left_out_of_the_key",
-        [
-            format!("{name}_can_be_part_of_the_key"),
-            format!("{name}_is_no_key_part"),
-        ],
-        true,
-    )
+    let data_message = format!(
+        "parameter `{name}` is left out of the cache key, though its type `{{T}}` is data (`serde::Serialize`): list it in `ignore = [{name}]`, or make it part of the key"
+    );
+    let data_note = format!(
+        "calls that differ only in `{name}` would share one cache entry; `ignore = [{name}]` says the result does not depend on it. To key on it, add `<{name}>` (or `<{name}.field>`) to the key template: what it names must be a `KeyPart` (`#[derive(cachemacro::KeyPart)]` on a type of your own)"
+    );
+
+    let key_part = Ident::new(&format!("{name}_can_be_part_of_the_key"), span);
+    let data = Ident::new(&format!("{name}_is_data"), span);
+    let handle = Ident::new(&format!("{name}_is_a_handle"), span);
+    quote_spanned! {span=>
+        #[allow(non_camel_case_types, unused_imports, clippy::all)]
+        {
+            #[diagnostic::on_unimplemented(message = #key_part_message, label = #label, note = #key_part_note)]
+            // The value comes first: see `verdict_check`.
+            trait may_be_left_out_of_the_key<T: ?Sized> {
+                fn __cachemacro_check(_value: &T, _verdict: Self)
+                where
+                    Self: Sized,
+                {
+                }
+            }
+            #[diagnostic::on_unimplemented(message = #data_message, label = #label, note = #data_note)]
+            trait data_may_be_left_out_of_the_key<T: ?Sized> {
+                fn __cachemacro_check(_value: &T, _verdict: Self)
+                where
+                    Self: Sized,
+                {
+                }
+            }
+            #[derive(Clone, Copy)]
+            struct #key_part;
+            #[derive(Clone, Copy)]
+            struct #data;
+            #[derive(Clone, Copy)]
+            struct #handle;
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized> may_be_left_out_of_the_key<T> for #data {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized> may_be_left_out_of_the_key<T> for #handle {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized> data_may_be_left_out_of_the_key<T> for #key_part {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized> data_may_be_left_out_of_the_key<T> for #handle {}
+            use ::cachemacro::__private::check::{LeftOutData as _, LeftOutHandle as _, LeftOutKeyPart as _};
+            let __cachemacro_verdict = (&&&::cachemacro::__private::check::Param(&#ident))
+                .__cachemacro_left_out(#key_part, #data, #handle);
+            may_be_left_out_of_the_key::__cachemacro_check(&#ident, __cachemacro_verdict);
+            data_may_be_left_out_of_the_key::__cachemacro_check(&#ident, __cachemacro_verdict);
+        }
+    }
 }
 
 /// Fails when `param` of a function without key template (so part of its key) has a type
@@ -79,25 +130,22 @@ pub(crate) fn in_default_key(param: &Param) -> TokenStream {
             format!("{name}_is_a_key_part"),
             format!("{name}_is_no_key_part"),
         ],
-        false,
     )
 }
 
-/// `Check::check(Param(&value).verdict(Yes, No), &value)`, where only the marker that is
-/// fine implements `Check`: `No` when `fine_if_no`, else `Yes`.
+/// `Check::check(&value, Param(&value).verdict(Yes, No))`, where only `Yes` implements
+/// `Check`.
 fn verdict_check(
     param: &Param,
     [message, label, note]: [&str; 3],
     check: &str,
     [yes, no]: [String; 2],
-    fine_if_no: bool,
 ) -> TokenStream {
     let span = param.ident.span();
     let ident = &param.ident;
     let check = Ident::new(check, span);
     let yes = Ident::new(&yes, span);
     let no = Ident::new(&no, span);
-    let fine = if fine_if_no { &no } else { &yes };
     quote_spanned! {span=>
         #[allow(non_camel_case_types, unused_imports, clippy::all)]
         {
@@ -114,7 +162,7 @@ fn verdict_check(
             struct #yes;
             struct #no;
             #[diagnostic::do_not_recommend]
-            impl<T: ?Sized> #check<T> for #fine {}
+            impl<T: ?Sized> #check<T> for #yes {}
             use ::cachemacro::__private::check::{IsKeyPart as _, NotKeyPart as _};
             #check::__cachemacro_check(
                 &#ident,

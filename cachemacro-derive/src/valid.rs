@@ -246,6 +246,7 @@ pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> s
     } else {
         Vec::new()
     };
+    check_opaque_left_out(&func, &params, &left_out, &mut errors);
 
     let declared = declared(&args, &mut errors);
     let type_args = func
@@ -613,6 +614,71 @@ fn check_holes(
             format!("placeholder `{hole}` names no parameter of `{fn_name}`; {names}"),
         );
     }
+}
+
+/// Checks that no parameter left out of the key template has a type the type checker
+/// cannot judge: `impl Trait` or a generic type parameter of the function (anywhere in the
+/// type: `&impl AsRef<str>`, `Vec<S>`). In the body such a type is opaque, so the generated
+/// check would take it for a handle, though it is data more often than not (`s: impl
+/// AsRef<str>`): it is in the key or in `ignore`.
+fn check_opaque_left_out(func: &ItemFn, params: &[Param], left_out: &[usize], errors: &mut Errors) {
+    let generics: Vec<String> = (func.sig.generics.params.iter())
+        .filter_map(|gp| match gp {
+            GenericParam::Type(t) => Some(t.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    for &i in left_out {
+        let Param { ident, ty } = &params[i];
+        let mut names = HashSet::new();
+        collect_names(ty.to_token_stream(), &mut names);
+        let text = type_text(ty);
+        let what = if let Type::ImplTrait(_) = ty {
+            "its type is an `impl Trait`".to_owned()
+        } else if names.contains("impl") {
+            format!("its type `{text}` holds an `impl Trait`")
+        } else if let Some(generic) = generics.iter().find(|g| names.contains(*g)) {
+            if *generic == text {
+                format!("its type is the generic `{generic}`")
+            } else {
+                format!("its type `{text}` holds the generic `{generic}`")
+            }
+        } else {
+            continue;
+        };
+        let name = ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name);
+        errors.spanned(
+            quote::quote!(#ident: #ty),
+            format!(
+                "parameter `{name}` is left out of the cache key, and {what}, which may be data the result depends on: add `<{name}>` to the key template (its type must then be a `KeyPart`), or list it in `ignore = [{name}]`"
+            ),
+        );
+    }
+}
+
+/// A type as a user writes it: `impl AsRef<str>`, not `impl AsRef < str >`.
+fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" [", "["),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
 }
 
 /// Checks `ignore = [...]` and returns the indices of the ignored parameters.

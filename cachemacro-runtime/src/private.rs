@@ -813,4 +813,37 @@ pub mod check {
         fn __cachemacro_write(&self, _out: &mut String) {}
     }
     impl<T: ?Sized> NotKeyPart for &Param<'_, T> {}
+
+    // A parameter left out of a key template is data or a handle. Three verdicts need one
+    // more level than autoref gives, so this ladder is autoderef specialization: the call is
+    // `(&&&Param(&value)).__cachemacro_left_out(key_part, data, handle)`, and the method is
+    // looked up on `&&Param` (a key part), then on `&Param` (`Serialize`), then on `Param`.
+
+    /// A parameter left out of the key whose type is a key part.
+    pub trait LeftOutKeyPart {
+        /// `key_part`.
+        fn __cachemacro_left_out<K, D, H>(&self, key_part: K, _data: D, _handle: H) -> K {
+            key_part
+        }
+    }
+    impl<T: KeyPart + ?Sized> LeftOutKeyPart for &&Param<'_, T> {}
+
+    /// A parameter left out of the key whose type is data (`serde::Serialize`), not a key
+    /// part.
+    pub trait LeftOutData {
+        /// `data`.
+        fn __cachemacro_left_out<K, D, H>(&self, _key_part: K, data: D, _handle: H) -> D {
+            data
+        }
+    }
+    impl<T: serde::Serialize + ?Sized> LeftOutData for &Param<'_, T> {}
+
+    /// A parameter left out of the key whose type is neither: a handle (`&Db`, `State<App>`).
+    pub trait LeftOutHandle {
+        /// `handle`.
+        fn __cachemacro_left_out<K, D, H>(&self, _key_part: K, _data: D, handle: H) -> H {
+            handle
+        }
+    }
+    impl<T: ?Sized> LeftOutHandle for Param<'_, T> {}
 }

@@ -109,7 +109,7 @@ async fn user_types_implement_key_part() {
     assert!(CACHE.contains_local("stock:sku5"));
 }
 
-#[cached(key = "generic:<id>", cache = &*CACHE)]
+#[cached(key = "generic:<id>", cache = &*CACHE, ignore = [fallback])]
 async fn generic<K, V>(id: K, fallback: V) -> V
 where
     K: KeyPart + Send,
