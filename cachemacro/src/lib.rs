@@ -72,9 +72,11 @@
 //! # fn main() {}
 //! ```
 //!
-//! Parameters that cannot be part of a key (`db: &Db`, `pool: &PgPool`,
-//! `state: State<App>`) may stay out without a word; `ignore = [request_id]` leaves out one
-//! that could be, on purpose.
+//! The same holds for a parameter whose type is `serde::Serialize` (`scale: f64`, a
+//! `#[derive(Serialize)]` struct), an `impl Trait` or a generic parameter: it may be data
+//! the result depends on. Only handles, whose type is neither a key part nor `Serialize`
+//! (`db: &Db`, `pool: &PgPool`, `client: Arc<Client>`, `state: State<App>`), stay out without
+//! a word; `ignore = [request_id]` leaves out data on purpose.
 //!
 //! ### The companion
 //!
