@@ -2,9 +2,10 @@
 //! is built for.
 //!
 //! ```text
-//! cargo run --example axum_service                                   # in memory, port 3000
-//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example axum_service  # with L2 and the bus
-//! cargo run --example axum_service -- --check                        # requests itself, then exits
+//! cargo run --example axum_service --features axum             # in memory, port 3000
+//! cargo run --example axum_service --features axum -- --check  # requests itself, then exits
+//! # with L2 and the bus:
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example axum_service --features axum
 //!
 //! curl localhost:3000/users/1
 //! curl -X PUT localhost:3000/users/1 -H 'content-type: application/json' -d '{"name":"Ada"}'
@@ -13,7 +14,8 @@
 //! ```
 //!
 //! Run two copies with `REDIS_URL` (and `PORT=3001` for the second): a `PUT` on one is
-//! visible on the next `GET` on the other.
+//! visible on the next `GET` on the other. The feature `axum` of the examples package brings
+//! axum and the Prometheus exporter, which the other examples build without.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
