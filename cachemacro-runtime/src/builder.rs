@@ -528,7 +528,9 @@ impl CacheBuilder {
     ///   `invalidate_tag`, which reads only that set, finds what this instance cached;
     /// - group versions are read from Redis again at least every 50 ms
     ///   ([`version_refresh`](Self::version_refresh) if shorter), since 0.1 announces no
-    ///   bump on the bus: a bump on a 0.1 instance is seen here within 50 ms.
+    ///   bump on the bus: a bump on a 0.1 instance is seen here within 50 ms; and when Redis
+    ///   cannot be read then, [`Cache::version`] returns an error, as 0.1's does, rather
+    ///   than a version a 0.1 instance may have bumped meanwhile.
     ///
     /// Off, a tagged load skips one `SADD`, and versions are read from Redis every
     /// `version_refresh`. Turn it off once no 0.1 instance runs (a second deploy); 0.3 will
@@ -927,6 +929,7 @@ impl CacheBuilder {
             waiters: Default::default(),
             background: Default::default(),
             shutdown_timeout: self.shutdown_timeout,
+            compat_0_1: self.compat_0_1,
             shut: Default::default(),
         })
     }

@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) background: Arc<crate::background::Background>,
     /// How long [`Cache::shutdown`] waits for the background work.
     pub(crate) shutdown_timeout: Duration,
+    /// Instances of 0.1 may share the namespace (see `CacheBuilder::compat_0_1`).
+    pub(crate) compat_0_1: bool,
     /// Set by [`Cache::shutdown`]: calls then bypass the cache.
     pub(crate) shut: std::sync::atomic::AtomicBool,
 }

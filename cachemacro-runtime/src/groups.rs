@@ -22,10 +22,12 @@ const TAG_BATCH: usize = 500;
 const LEGACY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
 impl Cache {
-    /// Deletes every entry of this cache's namespace from Redis (a `SCAN` + `UNLINK` over
-    /// `<namespace>:*`, in batches that do not block the server), and clears this process's
-    /// L1 and every peer's. Returns how many Redis keys were deleted (0 without Redis).
-    /// Tag registrations and group versions are kept.
+    /// Removes every entry of this cache's namespace from Redis (a `SCAN` over
+    /// `<namespace>:*`, in batches that do not block the server, that buries each value
+    /// under a tombstone for `tombstone_ttl`, as [`remove`](Self::remove) does, and keeps
+    /// the removals' tombstones), and clears this process's L1 and every peer's. Returns
+    /// how many Redis keys it purged (0 without Redis). Tag registrations and group
+    /// versions are kept.
     ///
     /// This is the seeds' *namespace purge*: for starting afresh after a migration (write
     /// the data, then purge), or for tests. Every instance is told first, so that no load
@@ -60,8 +62,16 @@ impl Cache {
         // tags' invalidations; so do group versions, which must never go back.
         let root = self.inner.layout.root();
         let keep = ["tz:", "tp:", "t:", "v:"].map(|kind| format!("{root}{kind}"));
+        // Values are buried under a tombstone rather than deleted (see `l2::purge`).
+        let tombstone = envelope::tombstone(self.inner.instance);
+        let scoped = format!("{root}s:");
+        let burial = crate::l2::Burial {
+            tombstone: &tombstone,
+            ttl: self.inner.tombstone_ttl,
+            values: [&self.inner.unscoped_prefix, &scoped],
+        };
         let deleted = l2
-            .scan_unlink(&format!("{prefix}*"), &keep)
+            .scan_bury(&format!("{prefix}*"), &keep, &burial)
             .await
             .map_err(|f| Error::from_fault("purge", f));
         // Whatever Redis did, drop the copies read while it ran, here and on the peers: a
@@ -97,8 +107,11 @@ impl Cache {
     /// read again from Redis after [`version_refresh`](crate::CacheBuilder::version_refresh)
     /// (and after the bus dropped). It never goes back, and it fails open: when Redis
     /// cannot be read, the last known version is returned (0 if none), so a Redis fault
-    /// does not fail the reads that use it. It never returns an error today; the `Result`
-    /// leaves room for a codec or configuration error.
+    /// does not fail the reads that use it. Only while instances of 0.1 may share the
+    /// namespace ([`compat_0_1`](crate::CacheBuilder::compat_0_1), on by default in 0.2)
+    /// does it return [`Error::Unavailable`] or [`Error::Redis`] when the version is older
+    /// than 50 ms and Redis cannot be read: 0.1 announces no bump, so the last known
+    /// version may be stale.
     pub async fn version(&self, group: &str) -> Result<u64, Error> {
         let versions = &self.inner.versions;
         if let Some(version) = versions.fresh(group) {
@@ -113,6 +126,9 @@ impl Cache {
                 Ok(self.restore_version(l2, group, &key).await)
             }
             Ok(version) => Ok(versions.raise(group, version)),
+            // Instances of 0.1 announce no bump: a version that cannot be confirmed may be
+            // stale, and 0.1 itself answers an error here.
+            Err(fault) if self.inner.compat_0_1 => Err(Error::from_fault("read version", fault)),
             Err(fault) => {
                 if !matches!(fault, Fault::Unavailable) {
                     warn_throttled!(group, error = %fault, "cache: could not read a group version from Redis; using the last one known");

@@ -2,13 +2,16 @@
 //!
 //! Every command goes through the supervised [`Link`], bounded by the Redis timeout.
 
+mod purge;
+
+pub(crate) use purge::Burial;
+
 use std::time::Duration;
 
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Pipeline, Script, Value};
 
 use crate::bus::BusChannels;
-use crate::link::{Access, Conn, Fault, Link};
+use crate::link::{Access, Fault, Link};
 
 /// What a read found under a key.
 #[derive(Debug)]
@@ -929,66 +932,6 @@ impl L2 {
             forget.arg(member).arg(score);
         }
         self.invoke::<i64>(Access::Write, &forget).await.map(drop)
-    }
-
-    /// Deletes every key matching `pattern` (a `SCAN MATCH` glob) except those starting
-    /// with one of `keep`, in batches, without blocking the server. Returns how many were
-    /// deleted.
-    pub(crate) async fn scan_unlink(&self, pattern: &str, keep: &[String]) -> Result<u64, Fault> {
-        let nodes = if self.cluster {
-            // Every primary holds its own part of the keys: scan each.
-            self.primaries().await?.into_iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        let mut deleted = 0;
-        for node in nodes {
-            let mut cursor: u64 = 0;
-            loop {
-                let mut scan = redis::cmd("SCAN");
-                scan.arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(1000);
-                let (next, keys): (u64, Vec<Vec<u8>>) = match &node {
-                    Some((host, port)) => {
-                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port: *port,
-                        });
-                        let value = self
-                            .link
-                            .run(Access::Write, |conn| async move {
-                                match conn {
-                                    Conn::Cluster(mut cluster) => {
-                                        cluster.route_command(scan, routing).await
-                                    }
-                                    Conn::Single(mut single) => scan.query_async(&mut single).await,
-                                }
-                            })
-                            .await?;
-                        redis::from_redis_value(value)
-                            .map_err(|e| Fault::Reply(redis::RedisError::from(e)))?
-                    }
-                    None => self.link.query(Access::Write, &scan).await?,
-                };
-                let keys: Vec<Vec<u8>> = keys
-                    .into_iter()
-                    .filter(|key| !keep.iter().any(|k| key.starts_with(k.as_bytes())))
-                    .collect();
-                if !keys.is_empty() {
-                    let mut unlink = redis::cmd("UNLINK");
-                    unlink.arg(&keys);
-                    deleted += self.link.query::<u64>(Access::Write, &unlink).await?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(deleted)
     }
 
     /// The counter under `key` (0 when absent).

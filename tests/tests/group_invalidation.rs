@@ -69,13 +69,22 @@ async fn group_versions_work_in_memory_too() {
     assert_eq!(cache.get::<u8>(&format!("g:v{v}:k")).await.unwrap(), None);
 }
 
+/// The keys matching `pattern` that hold something other than a tombstone (what a purge
+/// leaves behind in place of a value), sorted.
 async fn redis_keys(server: &RedisServer, pattern: &str) -> Vec<String> {
     let mut conn = server
         .client()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let mut keys: Vec<String> = conn.keys(pattern).await.unwrap();
+    let all: Vec<String> = conn.keys(pattern).await.unwrap();
+    let mut keys = Vec::new();
+    for key in all {
+        let head: Result<Vec<u8>, _> = conn.getrange(&key, 0, 3).await;
+        if head.as_deref() != Ok(b"cm\x01\x02".as_slice()) {
+            keys.push(key);
+        }
+    }
     keys.sort();
     keys
 }
@@ -108,8 +117,25 @@ async fn purge_deletes_the_namespace_in_redis_and_clears_every_instance() {
     assert_eq!(
         redis_keys(&server, "shop:*").await,
         ["shop:c1:v:catalog"],
-        "the group version stays: a version never goes back"
+        "every value is buried under a tombstone; the group version stays: a version never \
+         goes back"
     );
+    // A load in flight that saw the key absent cannot store over the tombstone.
+    let stored: bool = redis::cmd("SET")
+        .arg("shop:c1:k:k:1")
+        .arg("late")
+        .arg("NX")
+        .query_async::<Option<String>>(
+            &mut server
+                .client()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .is_some();
+    assert!(!stored, "the purge left a tombstone, not a hole");
     assert_eq!(redis_keys(&server, "shop%2A:*").await, ["shop%2A:c1:k:k:1"]);
     assert!(
         eventually(std::time::Duration::from_secs(3), || !b
@@ -173,8 +199,20 @@ async fn a_version_is_read_from_memory_and_a_bump_reaches_the_peers_over_the_bus
 #[tokio::test]
 async fn a_version_fails_open_and_never_goes_back_when_redis_loses_its_data() {
     let mut server = RedisServer::start();
-    let a = instance(&server, "app").await;
+    let build = |compat: bool| {
+        Cache::builder()
+            .namespace("app")
+            .redis(server.url())
+            .redis_timeout(std::time::Duration::from_millis(500))
+            .compat_0_1(compat)
+            .build()
+    };
+    let a = build(false).await.unwrap();
+    // While instances of 0.1 may run beside it, a version it cannot confirm is an error,
+    // as in 0.1: they announce no bump.
+    let compat = build(true).await.unwrap();
     let before = a.bump_version("catalog").await.unwrap();
+    assert_eq!(compat.version("catalog").await.unwrap(), before);
     server.kill();
     let started = std::time::Instant::now();
     assert_eq!(
@@ -183,6 +221,11 @@ async fn a_version_fails_open_and_never_goes_back_when_redis_loses_its_data() {
         "Redis is down: the last known version"
     );
     assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert!(
+        compat.version("catalog").await.is_err(),
+        "with compat_0_1, an unconfirmed version is an error"
+    );
     // Redis comes back empty: the counter is gone.
     server.start_again();
     assert!(
@@ -190,15 +233,36 @@ async fn a_version_fails_open_and_never_goes_back_when_redis_loses_its_data() {
             && a.bus_connected())
         .await
     );
-    assert_eq!(
-        a.version("catalog").await.unwrap(),
-        before,
-        "it does not go back to 0"
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let restored = a.version("catalog").await.unwrap();
+    assert!(
+        restored > before,
+        "it does not go back to 0: the counter is moved past it ({restored} after {before})"
     );
     let b = instance(&server, "app").await;
+    assert_eq!(
+        b.version("catalog").await.unwrap(),
+        restored,
+        "in Redis too"
+    );
     let after = b.bump_version("catalog").await.unwrap();
     assert!(
-        after > before,
+        after > restored,
         "a bump after the loss is not a version used before"
     );
+}
+
+#[tokio::test]
+async fn a_removals_tombstone_outlives_a_purge_beside_it() {
+    let server = RedisServer::start();
+    let a = instance(&server, "shop").await;
+    a.set("k", 1u8, None).await.unwrap();
+    a.remove("k").await.unwrap();
+    let tombstone = server
+        .stored_bytes("shop:c1:k:k")
+        .expect("the removal's tombstone");
+    a.purge().await.unwrap();
+    // A load that read before the removal compares with what it saw: the removal's own
+    // tombstone must still be there to fail it.
+    assert_eq!(server.stored_bytes("shop:c1:k:k"), Some(tombstone));
 }
