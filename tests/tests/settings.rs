@@ -8,11 +8,14 @@ use std::time::Duration;
 use cachemacro::{cached, Cache, CacheBuilder, Error, MAX_TTL};
 use cachemacro_tests::{current, eventually, instance, on, RedisServer};
 
+/// A builder method that takes a duration.
+type Setting = fn(CacheBuilder, Duration) -> CacheBuilder;
+
 #[tokio::test]
 async fn the_builder_refuses_durations_it_cannot_honour_and_names_them() {
     let server = RedisServer::start();
     let max = Duration::MAX;
-    let settings: Vec<(&str, fn(CacheBuilder, Duration) -> CacheBuilder)> = vec![
+    let settings: Vec<(&str, Setting)> = vec![
         ("redis_timeout", CacheBuilder::redis_timeout),
         ("tombstone_ttl", CacheBuilder::tombstone_ttl),
         ("default_ttl", CacheBuilder::default_ttl),
