@@ -172,7 +172,7 @@
 //! types of those crates key parts (the orphan rule keeps you from doing it yourself):
 //!
 //! ```toml
-//! cachemacro = { version = "0.1", features = ["uuid", "chrono"] }
+//! cachemacro = { version = "0.2", features = ["uuid", "chrono"] }
 //! ```
 //!
 //! ## The cache

@@ -8,6 +8,8 @@
 //! [`RedisCluster`] runs a Redis Cluster (with replicas if asked, and helpers to move a slot
 //! and to wait for a failover); [`RedisSentinel`] a primary, a replica and three sentinels.
 
+pub mod history;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
