@@ -363,8 +363,9 @@ impl L1 {
         self.get_at(key, clock::now_ms())
     }
 
-    /// [`get`](Self::get) at coarse time `now` (from [`clock::now_ms`]).
-    #[inline]
+    /// [`get`](Self::get) at coarse time `now` (from [`clock::now_ms`]). Always inlined:
+    /// out of line, the entry it returns goes through memory (25 more instructions per hit).
+    #[inline(always)]
     pub(crate) fn get_at(&self, key: &str, now: u64) -> Option<Entry> {
         let entry = self.store.get(&Lookup(key))?;
         if entry.is_fresh(now) {
