@@ -1079,6 +1079,13 @@ impl Load {
     /// fail-safe throttle, see `Detached::refresh`), and the fleet's lease is given up.
     async fn refresh_failed(self) {
         self.call.load_ended(self.started.elapsed(), false);
+        warn_throttled!(key = %self.skey, "cache: a refresh ahead failed (a panic, or past hard_timeout); the current value stays until it expires");
+        self.fail(None).await;
+    }
+
+    /// Ends the load without a value to cache: the waiting callers get `shared` (or load
+    /// for themselves), and the fleet's lease is given up.
+    async fn fail(self, shared: Option<SharedFailure>) {
         let Load {
             cache,
             leader,
@@ -1086,8 +1093,7 @@ impl Load {
             lease,
             ..
         } = self;
-        warn_throttled!(key = %skey, "cache: a refresh ahead failed (a panic, or past hard_timeout); the current value stays until it expires");
-        leader.fail(None);
+        leader.fail(shared);
         cache.release(lease, &skey).await;
     }
 
@@ -1186,15 +1192,7 @@ impl Load {
             if let Some(stale) = stale {
                 return M::wrap(self.fall_back(stale).await);
             }
-            let Load {
-                cache,
-                leader,
-                skey,
-                lease,
-                ..
-            } = self;
-            leader.fail(wrap_shared(share, &r));
-            cache.release(lease, &skey).await;
+            self.fail(wrap_shared(share, &r)).await;
             return r;
         };
         let Load {
