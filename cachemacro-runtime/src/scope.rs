@@ -133,8 +133,9 @@ impl Scope {
         self.cache.clear_at(&self.cache.prefix(self.place())).await
     }
 
-    /// Deletes this scope's entries from Redis, then clears the scope in this process's L1
-    /// and every peer's. Returns how many Redis keys were deleted. See [`Cache::purge`].
+    /// Removes this scope's entries from Redis (each value buried under a tombstone), and
+    /// clears the scope in this process's L1 and every peer's. Returns how many Redis keys
+    /// it purged. See [`Cache::purge`].
     pub async fn purge(&self) -> Result<u64, Error> {
         self.cache.purge_at(&self.cache.prefix(self.place())).await
     }
