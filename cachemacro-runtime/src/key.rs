@@ -177,7 +177,7 @@ pub const LAYOUT_VERSION: &str = "c1";
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key",
     label = "this value is used in a cache key, but `{Self}` does not implement `KeyPart`",
-    note = "integers, bool, char, strings, Option, Vec, slices and tuples of these are key parts; add `#[derive(cachemacro::KeyPart)]` to your own type, or keep this value out of the key"
+    note = "integers, floats, bool, char, strings, Option, Vec, slices, tuples, sets and maps of these are key parts; add `#[derive(cachemacro::KeyPart)]` to your own type, or keep this value out of the key"
 )]
 pub trait KeyPart {
     /// Appends this value's encoding to `out`.
@@ -352,6 +352,86 @@ impl<T: KeyPart> KeyPart for Vec<T> {
     #[inline]
     fn write_key_part(&self, out: &mut String) {
         self.as_slice().write_key_part(out);
+    }
+}
+
+macro_rules! float_key_part {
+    ($($t:ty),*) => {$(
+        /// The shortest decimal that reads back as the same value (`0.1`, `0.30000000000000004`,
+        /// `1e300`), so distinct values write distinct keys: `0.1 + 0.2` and `0.3` are two
+        /// keys, and so are `0.0` and `-0.0`. Every NaN writes `NaN`, one key (NaN is not
+        /// equal to itself, but a cache must answer the same call the same way); the
+        /// infinities write `inf` and `-inf`.
+        impl KeyPart for $t {
+            fn write_key_part(&self, out: &mut String) {
+                if self.is_nan() {
+                    out.push_str("NaN");
+                } else {
+                    // `Debug` is the shortest round-trip form, with an exponent for the very
+                    // large and small. Writing to a String cannot fail.
+                    let _ = write!(out, "{self:?}");
+                }
+            }
+        }
+    )*};
+}
+
+float_key_part!(f32, f64);
+
+/// Writes each of `items` into its own text, then the texts in sorted order as a sequence:
+/// a set or a map writes one key whatever order it iterates in (a `HashSet` iterates in a
+/// different order in every process).
+fn write_unordered<'a, T: KeyPart + 'a>(items: impl Iterator<Item = T>, out: &mut String) {
+    let mut texts: Vec<String> = items
+        .map(|item| {
+            let mut text = String::new();
+            item.write_key_part(&mut text);
+            text
+        })
+        .collect();
+    texts.sort_unstable();
+    let start = out.len();
+    out.push('[');
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(text);
+    }
+    out.push(']');
+    // As for a slice: one item that writes nothing is `[%]`, not the empty `[]`.
+    if texts.len() == 1 && out.len() == start + 2 {
+        out.insert(start + 1, '%');
+    }
+}
+
+impl<T: KeyPart, S> KeyPart for std::collections::HashSet<T, S> {
+    /// The elements' keys in sorted order, as a sequence (`[1,2,3]`): equal sets write one
+    /// key whatever order they iterate in.
+    fn write_key_part(&self, out: &mut String) {
+        write_unordered(self.iter(), out);
+    }
+}
+
+impl<T: KeyPart> KeyPart for std::collections::BTreeSet<T> {
+    /// As a `HashSet`: the elements' keys in sorted order.
+    fn write_key_part(&self, out: &mut String) {
+        write_unordered(self.iter(), out);
+    }
+}
+
+impl<K: KeyPart, V: KeyPart, S> KeyPart for std::collections::HashMap<K, V, S> {
+    /// The entries as `(key,value)` pairs, in sorted order: equal maps write one key
+    /// whatever order they iterate in.
+    fn write_key_part(&self, out: &mut String) {
+        write_unordered(self.iter(), out);
+    }
+}
+
+impl<K: KeyPart, V: KeyPart> KeyPart for std::collections::BTreeMap<K, V> {
+    /// As a `HashMap`: the `(key,value)` pairs in sorted order.
+    fn write_key_part(&self, out: &mut String) {
+        write_unordered(self.iter(), out);
     }
 }
 

@@ -72,7 +72,7 @@
 //! # fn main() {}
 //! ```
 //!
-//! The same holds for a parameter whose type is `serde::Serialize` (`scale: f64`, a
+//! The same holds for a parameter whose type is `serde::Serialize` (a
 //! `#[derive(Serialize)]` struct), an `impl Trait` or a generic parameter: it may be data
 //! the result depends on. Only handles, whose type is neither a key part nor `Serialize`
 //! (`db: &Db`, `pool: &PgPool`, `client: Arc<Client>`, `state: State<App>`), stay out without

@@ -3,7 +3,7 @@
 //! injective, nested to any depth (`no_two_values_of_one_type_share_a_key`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -331,6 +331,65 @@ macro_rules! enumerate_edge_integers {
     )*};
 }
 enumerate_edge_integers!(u16, i16, u32, i32, u64, i64, u128, i128, usize, isize);
+
+macro_rules! enumerate_floats {
+    ($($t:ident),*) => {$(
+        impl Enumerate for $t {
+            fn values() -> Vec<Self> {
+                let (a, b) = (0.1 as $t, 0.2 as $t);
+                vec![
+                    0.0, -0.0, a, b, a + b, 0.3, 1.0, -1.0, 1.5, 100.0, 1e-7, 1e21, 123456.79,
+                    $t::MIN_POSITIVE, $t::MAX, $t::MIN, $t::EPSILON, $t::INFINITY,
+                    $t::NEG_INFINITY, $t::NAN,
+                ]
+            }
+        }
+    )*};
+}
+enumerate_floats!(f32, f64);
+
+/// Every subset of the first values of `T` (one of each).
+fn subsets<T: Enumerate + Clone>() -> Vec<Vec<T>> {
+    let pool: Vec<T> = T::values().into_iter().take(POOL).collect();
+    (0..1u32 << pool.len())
+        .map(|mask| {
+            (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i].clone())
+                .collect()
+        })
+        .collect()
+}
+
+impl<T: Enumerate + Clone + Ord> Enumerate for BTreeSet<T> {
+    fn values() -> Vec<Self> {
+        subsets::<T>()
+            .into_iter()
+            .map(BTreeSet::from_iter)
+            .collect()
+    }
+}
+
+impl<T: Enumerate + Clone + Eq + std::hash::Hash> Enumerate for HashSet<T> {
+    fn values() -> Vec<Self> {
+        subsets::<T>().into_iter().map(HashSet::from_iter).collect()
+    }
+}
+
+impl<V: Enumerate + Clone> Enumerate for BTreeMap<u8, V> {
+    fn values() -> Vec<Self> {
+        // The keys 0..n, each with every value, and the same values under other keys.
+        let mut out = vec![BTreeMap::new()];
+        for v in V::values() {
+            out.push(BTreeMap::from([(0, v.clone())]));
+            out.push(BTreeMap::from([(1, v.clone())]));
+        }
+        for pair in pairs::<V, V>() {
+            out.push(BTreeMap::from([(0, pair.0.clone()), (1, pair.1)]));
+        }
+        out
+    }
+}
 
 impl<T: Enumerate> Enumerate for Option<T> {
     fn values() -> Vec<Self> {
@@ -714,6 +773,9 @@ fn no_two_values_of_one_type_share_a_key() {
     checked += level3::<u16>() + level3::<i16>() + level3::<u32>() + level3::<i32>();
     checked += level3::<u64>() + level3::<i64>() + level3::<u128>() + level3::<i128>();
     checked += level3::<usize>() + level3::<isize>();
+    checked += level3::<f64>() + level3::<f32>();
+    checked += level3::<BTreeSet<String>>() + level3::<HashSet<u8>>();
+    checked += level3::<BTreeMap<u8, String>>() + level3::<BTreeMap<u8, f64>>();
     checked += level3::<uuid::Uuid>();
     checked += level3::<chrono::NaiveDate>() + level3::<chrono::NaiveTime>();
     checked += level3::<chrono::NaiveDateTime>();
@@ -794,3 +856,62 @@ fn templates_keep_keys_injective() {
 #[derive(KeyPart)]
 #[allow(dead_code)]
 enum Never {}
+
+#[test]
+fn floats_are_keys_by_exact_value() {
+    let key = |x: f64| {
+        let mut out = String::new();
+        x.write_key_part(&mut out);
+        out
+    };
+    assert_ne!(key(0.1 + 0.2), key(0.3), "0.1 + 0.2 is not 0.3");
+    assert_eq!(key(0.3), "0.3");
+    assert_ne!(key(0.0), key(-0.0));
+    assert_eq!(key(f64::NAN), key(-f64::NAN), "every NaN is one key");
+    assert_eq!(key(1e300), "1e300");
+}
+
+#[test]
+fn equal_sets_and_maps_write_one_key_whatever_their_order() {
+    let text = |part: &dyn Fn(&mut String)| {
+        let mut out = String::new();
+        part(&mut out);
+        out
+    };
+    let words = ["pear", "apple", "fig", "kiwi", "plum", "date"];
+    let forward: HashSet<String> = words.iter().map(|w| w.to_string()).collect();
+    let mut backward = HashSet::with_capacity(64);
+    for w in words.iter().rev() {
+        backward.insert(w.to_string());
+    }
+    let sorted: BTreeSet<String> = words.iter().map(|w| w.to_string()).collect();
+    let one = text(&|out| forward.write_key_part(out));
+    assert_eq!(one, text(&|out| backward.write_key_part(out)));
+    assert_eq!(one, text(&|out| sorted.write_key_part(out)));
+    assert_eq!(one, "[apple,date,fig,kiwi,pear,plum]");
+    let map: HashMap<u8, String> = (0..6).map(|i| (i, words[i as usize].into())).collect();
+    let tree: BTreeMap<u8, String> = map.clone().into_iter().collect();
+    assert_eq!(
+        text(&|out| map.write_key_part(out)),
+        text(&|out| tree.write_key_part(out))
+    );
+}
+
+static PRICED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "priced:<amount>:<tags>", cache = &*CACHE)]
+async fn priced(amount: f64, tags: HashSet<String>) -> String {
+    PRICED_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{amount} {}", tags.len())
+}
+
+#[tokio::test]
+async fn float_and_set_parameters_are_part_of_the_key() {
+    let set = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<HashSet<_>>();
+    priced(0.3, set(&["a", "b"])).await;
+    priced(0.3, set(&["b", "a"])).await;
+    assert_eq!(PRICED_RUNS.load(Ordering::SeqCst), 1, "one set, one entry");
+    priced(0.1 + 0.2, set(&["a", "b"])).await;
+    assert_eq!(PRICED_RUNS.load(Ordering::SeqCst), 2, "another amount");
+    assert_eq!(priced::key(0.3, set(&["b", "a"])), "priced:0.3:[a,b]");
+}

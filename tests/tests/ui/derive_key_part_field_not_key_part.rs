@@ -1,8 +1,13 @@
 use cachemacro::KeyPart;
 
+/// A type of the application's that is not a key part.
+pub struct Money {
+    pub cents: i64,
+}
+
 #[derive(KeyPart)]
 pub struct Price {
-    pub amount: f64,
+    pub amount: Money,
     pub currency: String,
 }
 
