@@ -87,6 +87,24 @@ pub(crate) struct Flag {
     pub(crate) span: Span,
 }
 
+/// `expr` without the invisible groups a `macro_rules!` wraps its fragments in: a template
+/// passed as `$key:literal` (or `$key:expr`) reaches the attribute as a group around the
+/// literal.
+fn ungroup(expr: Expr) -> Expr {
+    match expr {
+        Expr::Group(group) => ungroup(*group.expr),
+        other => other,
+    }
+}
+
+/// [`ungroup`], borrowed.
+fn ungroup_ref(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => ungroup_ref(&group.expr),
+        other => other,
+    }
+}
+
 /// One `name = value`, `name(...)` or bare `name`, before validation.
 struct RawArg {
     name: Ident,
@@ -109,7 +127,7 @@ impl Parse for RawArg {
         }
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
-            Some(input.parse()?)
+            Some(ungroup(input.parse()?))
         } else if input.is_empty() || input.peek(Token![,]) {
             None
         } else {
@@ -181,7 +199,7 @@ impl Args {
                 "tags" => match &arg.value {
                     Some(Expr::Array(array)) => {
                         for element in &array.elems {
-                            match element {
+                            match ungroup_ref(element) {
                                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => args.tags.push(s.clone()),
                                 other => errors.spanned(other, "each tag is a template string, as in `tags = [\"user:<user_id>\"]`"),
                             }

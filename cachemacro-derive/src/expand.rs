@@ -117,11 +117,17 @@ impl KeyCode {
                     let batch = model.batch.as_ref().expect("checked by the guard");
                     if hole.fields.is_empty() {
                         let span = batch.element_ty.span();
-                        let element = Ident::new(&batch.element.to_string(), span);
+                        let element = Ident::new(
+                            &batch.element.to_string(),
+                            span.resolved_at(batch.element.span()),
+                        );
                         writes.extend(write_part(quote!(#element), span));
                     } else {
                         let fields = field_tokens(&hole.fields, lit.span());
-                        let element = Ident::new(&batch.element.to_string(), lit.span());
+                        let element = Ident::new(
+                            &batch.element.to_string(),
+                            lit.span().resolved_at(batch.element.span()),
+                        );
                         writes.extend(write_part(quote!(#element #(#fields)*), lit.span()));
                     }
                 }
@@ -139,7 +145,9 @@ impl KeyCode {
                         writes.extend(write_part(quote!(#ident), param.ty.span()));
                     } else {
                         let fields = field_tokens(&hole.fields, lit.span());
-                        let ident = Ident::new(&ident.to_string(), lit.span());
+                        // At the template, resolved as the parameter (see `hole_values`).
+                        let ident =
+                            Ident::new(&ident.to_string(), lit.span().resolved_at(ident.span()));
                         writes.extend(write_part(quote!(#ident #(#fields)*), lit.span()));
                     }
                 }
@@ -263,8 +271,11 @@ impl KeyCode {
 }
 
 fn write_part(expr: TokenStream, span: Span) -> TokenStream {
+    // The writer's buffer resolved where it is defined: a template from a `macro_rules!`
+    // carries the hygiene of the macro's caller, not the attribute's.
+    let out = Ident::new("__cachemacro_out", span.resolved_at(Span::call_site()));
     quote_spanned! {span=>
-        ::cachemacro::__private::KeyPart::write_key_part(&#expr, __cachemacro_out);
+        ::cachemacro::__private::KeyPart::write_key_part(&#expr, #out);
     }
 }
 
@@ -499,7 +510,13 @@ fn hole_values(model: &Model, template: &Template) -> Vec<TokenStream> {
                     .iter()
                     .find(|p| p.ident == hole.root)
                     .expect("checked by valid::check_holes");
-                let ident = Ident::new(&param.ident.to_string(), span);
+                // Located at the template (errors point there), resolved as the parameter
+                // is: a template a `macro_rules!` passes in still names the parameter the
+                // macro wrote, whatever its hygiene.
+                let ident = Ident::new(
+                    &param.ident.to_string(),
+                    span.resolved_at(param.ident.span()),
+                );
                 quote!(&#ident #(#fields)*)
             }
         })
