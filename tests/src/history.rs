@@ -3,9 +3,33 @@
 //! lines parsed, every read checked against every invalidation that returned before it, and
 //! the faults injected meanwhile.
 
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::RedisServer;
+
+/// Waits for each worker to end (at most `bound` each), then reads and parses the history
+/// it wrote to its file; returns the histories and their texts, in order.
+pub async fn collect<F>(workers: Vec<(F, PathBuf)>, bound: Duration) -> (Vec<History>, Vec<String>)
+where
+    F: Future<Output = std::io::Result<ExitStatus>>,
+{
+    let mut histories = Vec::new();
+    let mut texts = Vec::new();
+    for (ended, out) in workers {
+        let status = tokio::time::timeout(bound, ended)
+            .await
+            .expect("the worker ends")
+            .expect("wait for the worker");
+        assert!(status.success(), "a worker exited with {status}");
+        let text = std::fs::read_to_string(&out).expect("the worker wrote its history");
+        histories.push(parse(&text));
+        texts.push(text);
+    }
+    (histories, texts)
+}
 
 /// How long an invalidation message may take to reach another instance, as stated in the
 /// README ("What is guaranteed").

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cachemacro_tests::history::{check, inject_faults, parse, print_around, Findings};
+use cachemacro_tests::history::{check, collect, inject_faults, parse, print_around, Findings};
 use cachemacro_tests::RedisServer;
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -56,18 +56,11 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
         })
         .collect();
     let faults = inject_faults(&mut server, seconds, true).await;
-    let mut histories = Vec::new();
-    let mut texts = Vec::new();
-    for (mut child, out) in children {
-        let status = tokio::time::timeout(Duration::from_secs(seconds + 30), child.wait())
-            .await
-            .expect("the worker ends")
-            .expect("wait for the worker");
-        assert!(status.success(), "a worker exited with {status}");
-        let text = std::fs::read_to_string(&out).expect("the worker's events");
-        histories.push(parse(&text));
-        texts.push(text);
-    }
+    let ended = children
+        .into_iter()
+        .map(|(mut child, out)| (async move { child.wait().await }, out))
+        .collect();
+    let (histories, texts) = collect(ended, Duration::from_secs(seconds + 30)).await;
     let _ = std::fs::remove_dir_all(&dir);
 
     let Findings {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cachemacro_tests::history::{check, inject_faults, parse, print_around, Findings, History};
+use cachemacro_tests::history::{check, collect, inject_faults, print_around, Findings, History};
 use cachemacro_tests::RedisServer;
 
 /// A worker to run: which build, from when, for how long.
@@ -82,19 +82,11 @@ async fn run(name: &str, specs: Vec<Spec>, seconds: u64) {
     // The tag sets are not evicted here: the previous release cannot tell an evicted set
     // from an empty one (this release can, see `tests/history.rs`).
     let faults = inject_faults(&mut server, seconds, false).await;
-    let mut histories: Vec<History> = Vec::new();
-    let mut texts = Vec::new();
-    for (child, out) in children {
-        let status = tokio::time::timeout(Duration::from_secs(seconds + 60), child)
-            .await
-            .expect("the worker ends")
-            .expect("the worker's task")
-            .expect("wait for the worker");
-        assert!(status.success(), "a worker exited with {status}");
-        let text = std::fs::read_to_string(&out).expect("the worker wrote its history");
-        histories.push(parse(&text));
-        texts.push(text);
-    }
+    let workers = children
+        .into_iter()
+        .map(|(task, out)| (async move { task.await.expect("the worker's task") }, out))
+        .collect();
+    let (histories, texts) = collect(workers, Duration::from_secs(seconds + 60)).await;
     let _ = std::fs::remove_dir_all(&dir);
     let Findings {
         stale,
