@@ -18,6 +18,20 @@ pub(crate) struct Background {
     abandon: Notify,
 }
 
+/// Waits until `done()` holds, woken by `notify` when it may have changed.
+async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check: a change in between still wakes us.
+        notified.as_mut().enable();
+        if done() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// Aborts a task when dropped: a body spawned for a load does not outlive the load.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
 
@@ -70,29 +84,12 @@ impl Background {
     }
 
     async fn until_abandoned(&self) {
-        loop {
-            let notified = self.abandon.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.abandoned.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+        wait_until(&self.abandon, || self.abandoned.load(Ordering::Acquire)).await;
     }
 
     /// Waits until no task runs.
     pub(crate) async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            // Registered before the check: a task ending in between still wakes us.
-            notified.as_mut().enable();
-            if self.running.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        wait_until(&self.idle, || self.running.load(Ordering::Acquire) == 0).await;
     }
 
     /// How many tasks run now.

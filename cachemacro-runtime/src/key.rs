@@ -326,16 +326,20 @@ fn write_items<T: KeyPart>(items: &[T], out: &mut String) {
     out.push(']');
 }
 
+/// `[]`, written from `start`, is the empty sequence. One item that writes nothing (`""`,
+/// `Some("")`) would write `[]` too: it is written `[%]` instead. No item writes a lone `%`
+/// (text writes `%` only as the start of `%XX`), so `[%]` means nothing else.
+fn mark_lone_empty(out: &mut String, start: usize, items: usize) {
+    if items == 1 && out.len() == start + 2 {
+        out.insert(start + 1, '%');
+    }
+}
+
 impl<T: KeyPart> KeyPart for [T] {
     fn write_key_part(&self, out: &mut String) {
         let start = out.len();
         write_items(self, out);
-        // `[]` is the empty sequence. One item that writes nothing (`""`, `Some("")`) would
-        // write `[]` too: it is written `[%]` instead. No item writes a lone `%` (text
-        // writes `%` only as the start of `%XX`), so `[%]` means nothing else.
-        if self.len() == 1 && out.len() == start + 2 {
-            out.insert(start + 1, '%');
-        }
+        mark_lone_empty(out, start, self.len());
     }
 }
 
@@ -399,10 +403,7 @@ fn write_unordered<'a, T: KeyPart + 'a>(items: impl Iterator<Item = T>, out: &mu
         out.push_str(text);
     }
     out.push(']');
-    // As for a slice: one item that writes nothing is `[%]`, not the empty `[]`.
-    if texts.len() == 1 && out.len() == start + 2 {
-        out.insert(start + 1, '%');
-    }
+    mark_lone_empty(out, start, texts.len());
 }
 
 impl<T: KeyPart, S> KeyPart for std::collections::HashSet<T, S> {
