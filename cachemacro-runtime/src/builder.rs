@@ -34,6 +34,13 @@ pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 /// The default time one Redis operation may take before the cache gives up on it.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many times the cluster client follows a redirection or retries a command the cluster
+/// asked to retry (`TRYAGAIN`...), within the Redis timeout.
+const CLUSTER_RETRIES: u32 = 24;
+
+/// The longest pause between two such retries, in ms.
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 50;
 /// The default time a group version is used from memory before it is read from Redis again.
 pub const DEFAULT_VERSION_REFRESH: Duration = Duration::from_secs(1);
 /// The default longest pause between two attempts to reconnect to Redis.
@@ -827,7 +834,14 @@ impl CacheBuilder {
         let cluster = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
             .connection_timeout(self.redis_timeout)
             .response_timeout(self.redis_timeout)
-            .retries(1)
+            // Follow MOVED and ASK, and retry TRYAGAIN, CLUSTERDOWN and a node being
+            // replaced with a short back-off, as often as the Redis timeout (which bounds
+            // every call end to end, see `Link::run_on`) leaves time for: a slot migration
+            // or a failover is then ridden out, not reported.
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(1)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+            .retry_wait_formula(2, 2)
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster nodes {urls:?}: {e}")))?;
         let target = urls
@@ -930,6 +944,7 @@ impl CacheBuilder {
                 self.version_refresh
             }),
             defaults: self.resilience,
+            stale_window_ms: Default::default(),
             waiters: Default::default(),
             background: Default::default(),
             shutdown_timeout: self.shutdown_timeout,

@@ -3,6 +3,7 @@
 //! Every command goes through the supervised [`Link`], bounded by the Redis timeout.
 
 mod purge;
+mod tags;
 
 pub(crate) use purge::Burial;
 
@@ -95,51 +96,6 @@ elseif kind ~= 'string' or redis.sha1hex(redis.call('GETRANGE', KEYS[1], 0, ARGV
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
-";
-
-/// Moves a tag's live registrations into its pending set (what an invalidation of the tag
-/// still has to tombstone), atomically: a load that registers afterwards starts a new set.
-/// The pending set lives as long as its last member can (plus a minute for clock skew).
-/// KEYS[1]: the tag's sorted set; KEYS[2]: its pending set. ARGV[1]: now (ms).
-const TAKE: &str = r"
-redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MAX')
-redis.call('DEL', KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then
-    redis.call('PEXPIREAT', KEYS[2], math.floor(tonumber(last[2])) + 60000)
-end
-return redis.call('ZCARD', KEYS[2])
-";
-
-/// Moves the members of an older version's set (KEYS[1]) into a pending set (KEYS[2]),
-/// with deadline ARGV[1]: one server only (the two keys may be in different slots).
-const TAKE_LEGACY: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-for _, member in ipairs(members) do
-    redis.call('ZADD', KEYS[2], 'GT', ARGV[1], member)
-end
-return #members
-";
-
-/// Takes an older version's set whole (SMEMBERS and DEL), for a cluster.
-const TAKE_SET: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return members
-";
-
-/// Removes each member ARGV[2i-1] from the pending set KEYS[1] if its score is still
-/// ARGV[2i]: an invalidation that came meanwhile and re-added it keeps it there.
-const FORGET: &str = r"
-local removed = 0
-for i = 1, #ARGV, 2 do
-    if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-        removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
-    end
-end
-return removed
 ";
 
 /// Moves a group version that went back below ARGV[1] (what this instance knew: Redis lost
@@ -314,10 +270,6 @@ pub(crate) struct L2 {
     register: Script,
     register_legacy: Script,
     fill: Script,
-    take: Script,
-    take_legacy: Script,
-    take_set: Script,
-    forget: Script,
     bump: Script,
     restore: Script,
     renew: Script,
@@ -372,10 +324,6 @@ impl L2 {
             register: Script::new(REGISTER),
             register_legacy: Script::new(REGISTER_LEGACY),
             fill: Script::new(FILL),
-            take: Script::new(TAKE),
-            take_legacy: Script::new(TAKE_LEGACY),
-            take_set: Script::new(TAKE_SET),
-            forget: Script::new(FORGET),
             bump: Script::new(BUMP),
             restore: Script::new(RESTORE),
             renew: Script::new(RENEW),
@@ -855,83 +803,6 @@ impl L2 {
             self.link.query::<i64>(Access::Write, &cmd).await?;
         }
         Ok(())
-    }
-
-    /// Moves every live registration of a tag (and those of older versions) into the
-    /// tag's pending set; returns how many members it holds. `legacy_deadline_ms` is the
-    /// deadline given to members taken from the older versions' set, which has none.
-    pub(crate) async fn take_tag(
-        &self,
-        tag: &TagKeys,
-        now_ms: u64,
-        legacy_deadline_ms: u64,
-    ) -> Result<u64, Fault> {
-        if self.cluster {
-            let take = self.take_set.key(&tag.legacy);
-            let members: Vec<String> = self.invoke(Access::Write, &take).await?;
-            if !members.is_empty() {
-                let mut add = redis::cmd("ZADD");
-                add.arg(&tag.pending).arg("GT");
-                for member in &members {
-                    add.arg(legacy_deadline_ms).arg(member);
-                }
-                self.link.query::<i64>(Access::Write, &add).await?;
-            }
-        } else {
-            let mut take = self.take_legacy.key(&tag.legacy);
-            take.key(&tag.pending).arg(legacy_deadline_ms);
-            self.invoke::<i64>(Access::Write, &take).await?;
-        }
-        let mut take = self.take.key(&tag.live);
-        take.key(&tag.pending).arg(now_ms);
-        self.invoke(Access::Write, &take).await
-    }
-
-    /// The keys registered under a tag that may still be alive, without moving them (for
-    /// when Redis takes no writes).
-    pub(crate) async fn live_members(
-        &self,
-        tag: &TagKeys,
-        now_ms: u64,
-    ) -> Result<Vec<String>, Fault> {
-        let mut live = redis::cmd("ZRANGEBYSCORE");
-        live.arg(&tag.live).arg(now_ms).arg("+inf");
-        let mut members: Vec<String> = self.link.query(Access::Write, &live).await?;
-        let mut legacy = redis::cmd("SMEMBERS");
-        legacy.arg(&tag.legacy);
-        members.extend(
-            self.link
-                .query::<Vec<String>>(Access::Write, &legacy)
-                .await?,
-        );
-        Ok(members)
-    }
-
-    /// Up to `count` members of a tag's pending set, with their scores.
-    pub(crate) async fn pending(
-        &self,
-        tag: &TagKeys,
-        count: usize,
-    ) -> Result<Vec<(String, String)>, Fault> {
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(&tag.pending)
-            .arg(0)
-            .arg(count.saturating_sub(1))
-            .arg("WITHSCORES");
-        self.link.query(Access::Write, &cmd).await
-    }
-
-    /// Removes `members` from a tag's pending set, each only if its score did not change.
-    pub(crate) async fn forget(
-        &self,
-        tag: &TagKeys,
-        members: &[(String, String)],
-    ) -> Result<(), Fault> {
-        let mut forget = self.forget.key(&tag.pending);
-        for (member, score) in members {
-            forget.arg(member).arg(score);
-        }
-        self.invoke::<i64>(Access::Write, &forget).await.map(drop)
     }
 
     /// The counter under `key` (0 when absent).

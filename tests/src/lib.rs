@@ -531,32 +531,38 @@ impl RedisCluster {
             .expect("SETSLOT MIGRATING");
     }
 
+    /// During a migration begun with [`begin_migration`](Self::begin_migration):
+    /// `MIGRATE`s up to `count` keys of `slot` from `from` to `to`, so that the slot has
+    /// keys on both sides. Returns how many it moved.
+    pub fn migrate_keys(&self, slot: u16, from: usize, to: usize, count: usize) -> usize {
+        let mut source = self.nodes[from].connection();
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(count)
+            .query(&mut source)
+            .expect("GETKEYSINSLOT");
+        if keys.is_empty() {
+            return 0;
+        }
+        let _: redis::Value = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(self.nodes[to].port())
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys)
+            .query(&mut source)
+            .expect("MIGRATE");
+        keys.len()
+    }
+
     /// The second half: `MIGRATE`s every key of `slot` from `from` to `to`, then gives the
     /// slot to `to` (`CLUSTER SETSLOT <slot> NODE`, on `to`, `from` and every other
     /// primary).
     pub fn finish_migration(&self, slot: u16, from: usize, to: usize) {
-        let mut source = self.nodes[from].connection();
-        loop {
-            let keys: Vec<String> = redis::cmd("CLUSTER")
-                .arg("GETKEYSINSLOT")
-                .arg(slot)
-                .arg(100)
-                .query(&mut source)
-                .expect("GETKEYSINSLOT");
-            if keys.is_empty() {
-                break;
-            }
-            let _: redis::Value = redis::cmd("MIGRATE")
-                .arg("127.0.0.1")
-                .arg(self.nodes[to].port())
-                .arg("")
-                .arg(0)
-                .arg(5000)
-                .arg("KEYS")
-                .arg(&keys)
-                .query(&mut source)
-                .expect("MIGRATE");
-        }
+        while self.migrate_keys(slot, from, to, 100) > 0 {}
         let to_id = self.node_id(to);
         let mut order = vec![to, from];
         order.extend(

@@ -1,0 +1,248 @@
+//! A Redis Cluster reshaped in routine operation, under load: slots migrate (a window held
+//! open with keys on both sides, a full `redis-cli --cluster reshard`), a primary dies. An
+//! invalidation that Redis can serve returns Ok, and after an Ok invalidation no instance
+//! serves what it removed: a writer changes a row, invalidates it on one instance, and
+//! reads it back on that instance at once and on the other within the bus's bound, while
+//! readers keep both instances busy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cachemacro::{cached, BusChannels, Cache};
+use cachemacro_tests::{current, eventually, on, RedisCluster};
+use once_cell::sync::Lazy;
+
+/// The source of truth: id -> version.
+static ROWS: Lazy<Mutex<HashMap<u64, u64>>> = Lazy::new(Default::default);
+
+fn row(id: u64) -> u64 {
+    ROWS.lock().unwrap().get(&id).copied().unwrap_or(0)
+}
+
+/// Every item lives in the slot of `g1` (the `{g1}` hash tag), with the sets of its tag.
+#[cached(key = "{{g1}}:item:<id>", tags = ["g1"], cache = current())]
+async fn item(id: u64) -> u64 {
+    row(id)
+}
+
+/// Items spread over every slot, each under the tag `spread`.
+#[cached(key = "spread:<id>", tags = ["spread"], cache = current())]
+async fn spread(id: u64) -> u64 {
+    row(1_000_000 + id)
+}
+
+const ITEMS: u64 = 200;
+/// How long a peer may keep a removed value: the README's bound for the bus, with room for
+/// a machine that also compiles.
+const BOUND: Duration = Duration::from_secs(1);
+
+async fn instance(cluster: &RedisCluster, channels: BusChannels) -> Cache {
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    Cache::builder()
+        .namespace("ops")
+        .redis_cluster(&nodes)
+        .bus_channels(channels)
+        .redis_timeout(Duration::from_millis(500))
+        .bus_heartbeat(Duration::from_millis(200))
+        .build()
+        .await
+        .expect("the cluster cache builds")
+}
+
+async fn two_instances(cluster: &RedisCluster, channels: BusChannels) -> (Cache, Cache) {
+    let a = instance(cluster, channels).await;
+    let b = instance(cluster, channels).await;
+    assert!(
+        eventually(Duration::from_secs(20), || a.bus_connected()
+            && b.bus_connected())
+        .await,
+        "both instances hear the bus"
+    );
+    (a, b)
+}
+
+/// What a run saw.
+#[derive(Debug, Default)]
+struct Report {
+    invalidations: AtomicU64,
+    /// Invalidations that returned an error, and the first few errors.
+    errors: AtomicU64,
+    first_errors: Mutex<Vec<String>>,
+    /// Reads after an Ok invalidation that returned the removed value: on the instance that
+    /// invalidated, or on the other past `BOUND`.
+    stale: AtomicU64,
+    stale_examples: Mutex<Vec<String>>,
+    /// The longest time the other instance took to read the new value, in ms.
+    slowest_peer_ms: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Report {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::SeqCst);
+        let mut first = self.first_errors.lock().unwrap();
+        if first.len() < 5 {
+            first.push(what);
+        }
+    }
+
+    fn stale(&self, what: String) {
+        self.stale.fetch_add(1, Ordering::SeqCst);
+        let mut examples = self.stale_examples.lock().unwrap();
+        if examples.len() < 5 {
+            examples.push(what);
+        }
+    }
+
+    fn print(&self, name: &str) {
+        eprintln!(
+            "{name}: {} invalidations, {} errors {:?}, {} stale {:?}, slowest peer {} ms, {} reads",
+            self.invalidations.load(Ordering::SeqCst),
+            self.errors.load(Ordering::SeqCst),
+            self.first_errors.lock().unwrap(),
+            self.stale.load(Ordering::SeqCst),
+            self.stale_examples.lock().unwrap(),
+            self.slowest_peer_ms.load(Ordering::SeqCst),
+            self.reads.load(Ordering::SeqCst),
+        );
+    }
+}
+
+/// One write: a new version of a row, invalidated on `writer` by key or by tag, then read
+/// back on `writer` (at once) and on `peer` (within `BOUND`).
+async fn write_and_check(writer: &Cache, peer: &Cache, n: u64, report: &Report) {
+    let id = n % ITEMS;
+    let spread_id = (n * 7) % ITEMS;
+    {
+        let mut rows = ROWS.lock().unwrap();
+        rows.insert(id, n + 1);
+        rows.insert(1_000_000 + spread_id, n + 1);
+    }
+    report.invalidations.fetch_add(1, Ordering::SeqCst);
+    let invalidated = match n % 4 {
+        0 => on(writer, item::remove_cached(id)).await.map(drop),
+        1 => writer.invalidate_tag("g1").await.map(drop),
+        2 => on(writer, spread::remove_cached(spread_id)).await.map(drop),
+        _ => writer.invalidate_tag("spread").await.map(drop),
+    };
+    if let Err(e) = invalidated {
+        report.error(format!("write {n}: {e}"));
+        return;
+    }
+    let (read, fresh): (_, u64) = if n % 4 < 2 {
+        (on(writer, item(id)).await, n + 1)
+    } else {
+        (on(writer, spread(spread_id)).await, n + 1)
+    };
+    if read < fresh {
+        report.stale(format!("write {n}: the writer read {read} < {fresh}"));
+    }
+    let started = Instant::now();
+    loop {
+        let read = if n % 4 < 2 {
+            on(peer, item(id)).await
+        } else {
+            on(peer, spread(spread_id)).await
+        };
+        if read >= fresh {
+            break;
+        }
+        if started.elapsed() > BOUND {
+            report.stale(format!("write {n}: the peer still read {read} < {fresh}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    report
+        .slowest_peer_ms
+        .fetch_max(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+}
+
+/// Runs writers and readers on `a` and `b` while `fault` runs (on a blocking thread), and
+/// for a second after it returned.
+async fn under_load<F>(a: &Cache, b: &Cache, fault: F) -> Arc<Report>
+where
+    F: FnOnce() + Send + 'static,
+{
+    for id in 0..ITEMS {
+        on(a, item(id)).await;
+        on(b, item(id)).await;
+        on(a, spread(id)).await;
+        on(b, spread(id)).await;
+    }
+    let report = Arc::new(Report::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(k, cache)| {
+            let done = Arc::clone(&done);
+            let report = Arc::clone(&report);
+            tokio::spawn(async move {
+                let mut n = k as u64;
+                while !done.load(Ordering::SeqCst) {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    on(&cache, item((n >> 33) % ITEMS)).await;
+                    on(&cache, spread((n >> 40) % ITEMS)).await;
+                    report.reads.fetch_add(2, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
+    let fault = tokio::task::spawn_blocking(fault);
+    let mut n = 0;
+    let mut finished: Option<Instant> = None;
+    while finished.is_none_or(|at| at.elapsed() < Duration::from_secs(1)) {
+        let (writer, peer) = if n % 2 == 0 { (a, b) } else { (b, a) };
+        write_and_check(writer, peer, n, &report).await;
+        n += 1;
+        if finished.is_none() && fault.is_finished() {
+            finished = Some(Instant::now());
+        }
+    }
+    fault.await.expect("the fault ran");
+    done.store(true, Ordering::SeqCst);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migration_held_open_with_keys_on_both_sides_costs_no_invalidation_and_no_stale_read(
+) {
+    let cluster = Arc::new(RedisCluster::start(3));
+    let (a, b) = two_instances(&cluster, BusChannels::Classic).await;
+    let slot = cluster.slot_of("g1");
+    let from = cluster.primary_of(slot);
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|&i| i != from)
+        .unwrap();
+    let moving = Arc::clone(&cluster);
+    let report = under_load(&a, &b, move || {
+        std::thread::sleep(Duration::from_millis(500));
+        moving.begin_migration(slot, from, to);
+        // Half the slot's keys move now; the slot then stays open, keys on both sides.
+        moving.migrate_keys(slot, from, to, ITEMS as usize / 2);
+        std::thread::sleep(Duration::from_secs(3));
+        moving.finish_migration(slot, from, to);
+    })
+    .await;
+    report.print("migration window");
+    assert_eq!(cluster.primary_of(slot), to, "the slot moved");
+    assert!(report.invalidations.load(Ordering::SeqCst) > 20);
+    assert_eq!(
+        report.errors.load(Ordering::SeqCst),
+        0,
+        "no invalidation failed"
+    );
+    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+}
