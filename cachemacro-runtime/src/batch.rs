@@ -270,7 +270,7 @@ where
         let (stale, tags) = match state {
             State::Lead(..) => (
                 (!plan.stale_for.is_zero())
-                    .then(|| cache.l1_stale::<A::Stored>(&skey))
+                    .then(|| cache.l1_stale::<A::Stored>(&skey, plan.stale_for))
                     .flatten(),
                 tags(&item).iter().map(|t| cache.tag_keys(t)).collect(),
             ),

@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     pub(crate) counters: crate::stats::Counters,
     /// The defaults of what loads do when their source is slow or failing.
     pub(crate) defaults: crate::resilience::Defaults,
+    /// The longest `stale_for` of the loads so far, in ms: how long past its TTL a value
+    /// written with [`Cache::set`] is kept, so that the function reading it can serve it
+    /// stale (see [`Cache::set_keep`]).
+    pub(crate) stale_window_ms: std::sync::atomic::AtomicU64,
     /// The loads waiting for another instance to load their key.
     pub(crate) waiters: crate::resilience::Waiters,
     /// Group versions, as this process knows them.
@@ -161,6 +165,35 @@ impl Cache {
         self.inner.default_ttl
     }
 
+    /// How long past its TTL a value written with [`set`](Self::set) is kept, to be served
+    /// stale by a cached function with `stale_for` whose reload fails: the cache's
+    /// `stale_for`, or the longest `stale_for` of the functions that loaded through this
+    /// cache so far, whichever is longer (at most [`MAX_TTL`](crate::MAX_TTL)). A function
+    /// with a `stale_for` longer than the cache's covers values set after its first load;
+    /// set the cache's to cover every value from the start.
+    pub fn set_keep(&self) -> Duration {
+        let learned = self
+            .inner
+            .stale_window_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .defaults
+            .stale_for
+            .max(Duration::from_millis(learned))
+            .min(crate::MAX_TTL)
+    }
+
+    /// Widens [`set_keep`](Self::set_keep) to `stale_for`, a load's window.
+    #[inline]
+    pub(crate) fn learn_stale_window(&self, stale_for: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ms = u64::try_from(stale_for.as_millis()).unwrap_or(u64::MAX);
+        // Read first: the window is learned once per function, not written per load.
+        if self.inner.stale_window_ms.load(Relaxed) < ms {
+            self.inner.stale_window_ms.fetch_max(ms, Relaxed);
+        }
+    }
+
     /// A view of this cache whose keys live apart from unscoped keys and from every other
     /// scope, whatever the names. `scope.clear()` reaches only the scope's entries.
     pub fn scope(&self, name: &str) -> Scope {
@@ -177,6 +210,28 @@ impl Cache {
 
     /// Stores `value` under `key` for `ttl` (`None`: the default TTL), replacing any value
     /// and any load in flight for that key.
+    ///
+    /// A cached function with `stale_for` serves it stale, as a value it loaded, when a
+    /// reload fails after `ttl`: it is kept past its TTL (in memory and in Redis) for the
+    /// cache's `stale_for` ([`CacheBuilder::stale_for`](crate::CacheBuilder::stale_for)),
+    /// or, if longer, the longest `stale_for` of the functions that loaded through this
+    /// cache so far ([`set_keep`](Self::set_keep)). A read that has no stale window of its
+    /// own (`get`, a function without `stale_for`) still ends it at `ttl`; an invalidation
+    /// removes it as any value.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+    /// use std::time::Duration;
+    /// use cachemacro::Cache;
+    ///
+    /// let cache = Cache::builder().stale_for(Duration::from_secs(3600)).build().await?;
+    /// cache.set("rate:eur", 1.08f64, Duration::from_millis(10)).await?;
+    /// assert_eq!(cache.set_keep(), Duration::from_secs(3600));
+    /// tokio::time::sleep(Duration::from_millis(20)).await;
+    /// // Expired for `get`; kept an hour for a function whose reload fails.
+    /// assert_eq!(cache.get::<f64>("rate:eur").await?, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn set<T: CacheValue>(
         &self,
         key: &str,
@@ -478,31 +533,36 @@ impl Cache {
             return Ok(());
         }
         let ttl = self.ttl_or_default(ttl);
+        // Kept past its TTL for the stale window of the functions that may read it; each
+        // reader serves it stale only within its own `stale_for`.
+        let stale = self.set_keep();
+        let keep = ttl.saturating_add(stale);
+        let entry = |value| Entry::with_stale(Arc::new(value), ttl, keep);
         let inner = &self.inner;
         // A flight of its own: a load in flight for the key (which read before this write)
         // goes stale, and a `remove` that comes while this writes Redis keeps this value
         // out of L1.
         let leader = inner.flights.lead_exclusive(&skey);
         let Some(l2) = &inner.l2 else {
-            leader.land(&inner.l1, Entry::new(Arc::new(value), ttl), true);
+            leader.land(&inner.l1, entry(value), true);
             return Ok(());
         };
-        let (bytes, shared) =
-            match self.encode(&skey, &value, 0, envelope::Life::starting_now(ttl), false) {
-                Ok(bytes) => (bytes, Ok(())),
-                // Too large (or not encodable) for Redis: Redis gets a tombstone instead, so that
-                // no instance keeps serving the old value, and this process alone keeps the new
-                // one.
-                Err(err) => (envelope::tombstone(inner.instance), Err(err)),
-            };
+        let life = envelope::Life::starting_now(ttl);
+        let (bytes, shared) = match self.encode(&skey, &value, 0, life, !stale.is_zero()) {
+            Ok(bytes) => (bytes, Ok(())),
+            // Too large (or not encodable) for Redis: Redis gets a tombstone instead, so that
+            // no instance keeps serving the old value, and this process alone keeps the new
+            // one.
+            Err(err) => (envelope::tombstone(inner.instance), Err(err)),
+        };
         let stored_for = if shared.is_ok() {
-            ttl
+            keep
         } else {
             inner.tombstone_ttl
         };
         match self.write_l2(l2, &skey, &bytes, stored_for, "write").await {
             Ok(()) => {
-                leader.land(&inner.l1, Entry::new(Arc::new(value), ttl), true);
+                leader.land(&inner.l1, entry(value), true);
                 shared
             }
             Err(err) => {

@@ -20,6 +20,11 @@ use crate::site::{Call, Outcome as Ended, Site};
 use crate::throttle::warn_throttled;
 use crate::{conflicts, Cache, Error};
 
+/// How far past its freshness (by the writer's clock) a value read from Redis is still
+/// taken as at the very end of its life rather than expired: the clocks of two instances
+/// may disagree by this much.
+const CLOCK_SLACK_MS: u64 = 100;
+
 /// How a miss loads and stores a value.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -393,7 +398,9 @@ impl Cache {
     /// The settings of a load with `options`.
     pub(crate) fn plan(&self, options: &LoadOptions, detachable: bool) -> Plan {
         let ttl = self.jittered(self.ttl_or_default(options.ttl));
-        Plan::new(&options.resilience, &self.inner.defaults, ttl, detachable)
+        let plan = Plan::new(&options.resilience, &self.inner.defaults, ttl, detachable);
+        self.learn_stale_window(plan.stale_for);
+        plan
     }
 
     /// Reads `skey` from L2 as a `T`.
@@ -484,6 +491,10 @@ impl Cache {
                         .saturating_add(u64::try_from(plan.stale_for.as_millis()).unwrap_or(0))
                         .checked_sub(now)
                         .filter(|&ms| ms > 0);
+                    // Past its freshness by more than the clocks may disagree, and outside
+                    // this reader's stale window: kept for another reader's (a longer
+                    // `stale_for`, or a value written with `Cache::set`), not a hit here.
+                    let expired = now > fresh_until_ms.saturating_add(CLOCK_SLACK_MS);
                     return match (fresh, stale_left) {
                         (None, Some(left)) if !plan.stale_for.is_zero() => {
                             let entry = Entry::with_times(
@@ -498,6 +509,7 @@ impl Cache {
                             let stale = Stale { value, entry };
                             Lookup::Stale(stale, bytes)
                         }
+                        (None, _) if expired => Lookup::Miss(Seen::Bytes(bytes)),
                         _ => Lookup::Hit(value, Found { age, fresh }, bytes),
                     };
                 }
@@ -633,9 +645,19 @@ impl Cache {
         }
     }
 
-    /// The stale value of `skey` in L1, if it holds one of type `T`.
-    pub(crate) fn l1_stale<T: CacheValue>(&self, skey: &str) -> Option<Stale<T>> {
+    /// The stale value of `skey` in L1, if it holds one of type `T` less than `stale_for`
+    /// past its freshness (an entry may be kept longer for another reader: a value written
+    /// with `Cache::set` is kept for the longest window, see `Cache::set_keep`).
+    pub(crate) fn l1_stale<T: CacheValue>(
+        &self,
+        skey: &str,
+        stale_for: Duration,
+    ) -> Option<Stale<T>> {
         let entry = self.inner.l1.get_kept(skey)?;
+        let window = u64::try_from(stale_for.as_millis()).unwrap_or(u64::MAX);
+        if entry.fresh_until().saturating_add(window) <= crate::l1::clock::exact_ms() {
+            return None;
+        }
         let value = entry.clone().downcast::<T>().ok()?;
         Some(Stale { value, entry })
     }
@@ -735,7 +757,7 @@ impl Cache {
         let mut stale = if plan.stale_for.is_zero() {
             None
         } else {
-            self.l1_stale::<M::Value>(&skey)
+            self.l1_stale::<M::Value>(&skey, plan.stale_for)
         };
         // Registered here too, whatever Redis does: this process's own copy must be found
         // by a tag invalidation even when Redis loses the tag's set (evicted, or lost in a

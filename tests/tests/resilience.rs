@@ -685,3 +685,105 @@ async fn a_bus_blip_during_a_fleet_load_costs_at_most_one_more_load_and_that_one
         "the fleet's next cold read is a Redis hit"
     );
 }
+
+// ---- a value written with `Cache::set` ----
+
+static SET_SOURCE: Source = Source::new();
+
+#[cached(key = "set-stale:<id>", ttl = "1s", stale_for = "1h", cache = current())]
+async fn set_stale(id: u64) -> Result<u64, String> {
+    let _ = id;
+    SET_SOURCE.read().await
+}
+
+/// The port of the `cached` crate's `result_fallback` test: a value the application wrote
+/// itself is the last good value too.
+#[tokio::test]
+async fn a_value_written_with_set_is_served_stale_like_a_loaded_one() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(1, &memory), (2, &a)] {
+        SET_SOURCE.set(FAIL, 0);
+        // The function's first load: the cache learns its stale window.
+        assert_eq!(on(cache, set_stale(id)).await, Err("database down".into()));
+        assert_eq!(cache.set_keep(), Duration::from_secs(3600));
+        let key = set_stale::key(id);
+        cache
+            .set(&key, 7u64, Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert_eq!(on(cache, set_stale(id)).await, Ok(7));
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            cache.get::<u64>(&key).await.unwrap(),
+            None,
+            "past its TTL for a reader without a stale window"
+        );
+        let runs = SET_SOURCE.runs();
+        assert_eq!(
+            on(cache, set_stale(id)).await,
+            Ok(7),
+            "the reload failed: the value set, stale"
+        );
+        assert_eq!(SET_SOURCE.runs(), runs + 1);
+    }
+    // An instance that never held it finds it stale in Redis.
+    assert_eq!(on(&b, set_stale(2)).await, Ok(7));
+    assert!(b.stats().stale_served >= 1);
+}
+
+#[tokio::test]
+async fn a_removed_set_value_is_never_served_stale() {
+    let server = RedisServer::start();
+    let [memory, a, b] = caches(&server).await;
+    for (id, cache) in [(11, &memory), (12, &a)] {
+        SET_SOURCE.set(FAIL, 0);
+        assert!(on(cache, set_stale(id)).await.is_err());
+        cache
+            .set(&set_stale::key(id), 7u64, Duration::from_millis(500))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        on(cache, set_stale::remove_cached(id)).await.unwrap();
+        assert_eq!(on(cache, set_stale(id)).await, Err("database down".into()));
+    }
+    assert_eq!(on(&b, set_stale(12)).await, Err("database down".into()));
+}
+
+#[tokio::test]
+async fn the_caches_own_stale_for_keeps_set_values_before_any_load() {
+    let server = RedisServer::start();
+    let hour = Duration::from_secs(3600);
+    let memory = Cache::builder().stale_for(hour).build().await.unwrap();
+    let a = Cache::builder()
+        .namespace("set-keep")
+        .redis(server.url())
+        .stale_for(hour)
+        .build()
+        .await
+        .unwrap();
+    for (id, cache) in [(21, &memory), (22, &a)] {
+        assert_eq!(cache.set_keep(), hour);
+        cache
+            .set(&set_stale::key(id), 9u64, Duration::from_millis(500))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        SET_SOURCE.set(FAIL, 0);
+        assert_eq!(on(cache, set_stale(id)).await, Ok(9));
+    }
+    // In Redis it lives its TTL and the window; without a window, its TTL only.
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("set-keep:c1:k:set-stale:22")
+        .query(&mut server.connection())
+        .unwrap();
+    assert!(ttl > 3_500_000, "kept for the stale window: {ttl} ms");
+    let plain = instance(&server, "set-plain").await;
+    assert_eq!(plain.set_keep(), Duration::ZERO);
+    plain.set("k", 1u8, Duration::from_secs(5)).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("set-plain:c1:k:k")
+        .query(&mut server.connection())
+        .unwrap();
+    assert!((1..=5_000).contains(&ttl), "its TTL only: {ttl} ms");
+}
