@@ -1,9 +1,9 @@
 //! The companion of a cached function: its key, its scope, and its invalidation.
 //!
 //! A free function `get_user` gets a module `get_user` with `key`, `remove_cached`,
-//! `remove_local` (and `scope` when it is scoped); a `&self` method gets methods beside it,
-//! `<name>_key`, `<name>_remove_cached`, `<name>_remove_local` (and `<name>_scope`), since
-//! an `impl` block cannot hold a module. They take the parameters the key reads (through
+//! `remove_local`, `refresh`, `with_source`, `uncached` (and `scope` when it is scoped); a
+//! `&self` method gets methods beside it, `<name>_key`, `<name>_remove_cached`, ... (and
+//! `<name>_scope`), since an `impl` block cannot hold a module. They take the parameters the key reads (through
 //! the key or the scope template), and every type and const parameter of the function,
 //! since those are part of the key too.
 
@@ -286,8 +286,8 @@ fn many(
     }
 }
 
-/// `refresh` and `uncached`: the function called through its cache in another way. They
-/// take every parameter of the function, as it does.
+/// `refresh`, `with_source` and `uncached`: the function called through its cache in
+/// another way. They take every parameter of the function, as it does.
 fn calls(
     model: &Model,
     cache: &TokenStream,
@@ -299,13 +299,18 @@ fn calls(
 ) -> TokenStream {
     let name = &model.func.sig.ident;
     let refresh = model.batch.is_none();
-    let (refresh_fn, uncached_fn) = if method {
+    let (refresh_fn, uncached_fn, source_fn) = if method {
         (
             format_ident!("{}_refresh", name),
             format_ident!("{}_uncached", name),
+            format_ident!("{}_with_source", name),
         )
     } else {
-        (format_ident!("refresh"), format_ident!("uncached"))
+        (
+            format_ident!("refresh"),
+            format_ident!("uncached"),
+            format_ident!("with_source"),
+        )
     };
     let sig = &model.func.sig;
     let generics = &sig.generics;
@@ -343,9 +348,23 @@ fn calls(
         "Reloads what {what} caches for these arguments, stores it and returns it: removes the entry (here, in Redis and on every peer, like `remove_cached`), then calls the function, which loads afresh. For write paths that would rather warm the cache than leave it cold.\n\n\
          Returns an error, without calling the function, when the removal could not reach Redis."
     );
+    let doc_source = format!(
+        "Calls {what} as a caller would, and says where its value came from: `Source::L1`, `Source::L2`, `Source::Joined` (a concurrent call's load), `Source::Loaded` (the body ran) or `Source::Stale`. `cached`'s `with_cached_flag`."
+    );
     let doc_uncached = format!(
         "Calls {what} without the cache: the body runs and nothing is read or stored (cached functions it calls are not cached either)."
     );
+    // One per function, like `refresh`: a batch's elements each come from somewhere.
+    let with_source = refresh.then(|| {
+        quote! {
+            #[doc = #doc_source]
+            #vis async fn #source_fn #impl_generics (#receiver #(#params),*)
+                -> (#ret, ::cachemacro::__private::Source) #where_clause
+            {
+                ::cachemacro::__private::with_source(#call).await
+            }
+        }
+    });
     let refresh = refresh.then(|| quote! {
         #[doc = #doc_refresh]
         #vis async fn #refresh_fn #impl_generics (#receiver #(#params),*)
@@ -363,6 +382,8 @@ fn calls(
     });
     quote! {
         #refresh
+
+        #with_source
 
         #[doc = #doc_uncached]
         #vis async fn #uncached_fn #impl_generics (#receiver #(#params),*) -> #ret #where_clause {

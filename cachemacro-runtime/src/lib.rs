@@ -36,6 +36,7 @@ mod resilience;
 mod scope;
 mod sentinel;
 mod site;
+mod source;
 mod stats;
 mod tags;
 mod throttle;
@@ -58,6 +59,7 @@ pub use output::{CacheValue, Mode};
 pub use resilience::{Fleet, Resilience, DEFAULT_FAIL_SAFE_THROTTLE};
 pub use scope::Scope;
 pub use site::{functions, FunctionStats, LoadTimes, LOAD_BUCKETS};
+pub use source::Source;
 pub use stats::Stats;
 
 /// The redis-rs this cache is built on, for naming its types (`ConnectionInfo`,

@@ -20,6 +20,7 @@ pub use crate::global::{
 pub use crate::key::{write_text, ScopedKey};
 pub use crate::output::{Always, Mode, OkOnly, SomeOnly};
 pub use crate::site::{Call, Site};
+pub use crate::source::{with_source, Source};
 
 /// Counts an invalidation sent by a companion of the function of `site`.
 #[inline]

@@ -1046,15 +1046,16 @@ pub trait Solo<R> {
     fn run_alone(self) -> impl Future<Output = R>;
 }
 
+// Silenced: the cached calls the body makes do not answer the caller's `with_source`.
 impl<R, F: Future<Output = R>> Solo<R> for Here<F> {
     async fn run_alone(self) -> R {
-        self.0.await
+        crate::source::silenced(self.0).await
     }
 }
 
 impl<R> Solo<R> for Detached<R> {
     async fn run_alone(self) -> R {
-        self.0.await
+        crate::source::silenced(self.0).await
     }
 }
 
@@ -1068,6 +1069,7 @@ impl Load {
         stale: Option<Stale<M::Value>>,
         share: Option<Share<R>>,
     ) -> R {
+        let body = crate::source::silenced(body);
         match stale {
             Some(stale) => {
                 let guarded = resilience::run_guarded(body, self.plan.hard_timeout);

@@ -98,6 +98,7 @@ impl Site {
     pub(crate) fn l1_hit(&'static self) {
         self.list();
         self.l1_hits.add();
+        crate::source::report(Outcome::L1Hit);
     }
 
     pub(crate) fn l2_hit(&'static self) {
@@ -318,6 +319,7 @@ impl Call {
     pub(crate) fn ended(&self, outcome: Outcome) {
         self.count(outcome);
         self.record(outcome);
+        crate::source::report(outcome);
     }
 
     /// Records how the call ended on its span (a batch counts its elements one by one).
@@ -349,6 +351,7 @@ impl Call {
 
     /// Counts and records a load's end: `ok` when it produced a value to cache.
     pub(crate) fn load_ended(&self, took: Duration, ok: bool) {
+        crate::source::report(Outcome::Loaded);
         if let Some(site) = self.site {
             site.load_ended(took, ok);
             #[cfg(feature = "metrics")]

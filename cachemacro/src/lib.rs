@@ -424,7 +424,7 @@ pub use cachemacro_runtime::redis;
 pub use cachemacro_runtime::{
     codec, functions, global, key, set_global, with_cache, without_cache, write_text, BusChannels,
     Cache, CacheBuilder, CacheValue, Compression, Error, FunctionStats, KeyPart, LoadTimes, Mode,
-    RedisTarget, Scope, ScopedKey, Stats, LOAD_BUCKETS,
+    RedisTarget, Scope, ScopedKey, Source, Stats, LOAD_BUCKETS,
 };
 
 // The defaults, each with its value (rustdoc does not show the value of a constant that
