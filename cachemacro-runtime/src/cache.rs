@@ -315,6 +315,17 @@ impl Cache {
         self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }
 
+    /// Whether L1 may answer reads now: not while this instance cannot hear the bus but
+    /// Redis takes invalidations, since another instance's could then land unheard (on a
+    /// cluster, the channels of a primary that died; a subscription cut on its own). Reads
+    /// then go to Redis, which holds every invalidation's tombstone. While Redis is out of
+    /// reach as well, no other instance's invalidation returns Ok, and L1 carries the reads
+    /// as before. The bus clears L1 when it is back, and with it what was kept meanwhile.
+    #[inline]
+    pub(crate) fn l1_trusted(&self) -> bool {
+        self.bus_connected() || !self.redis_available()
+    }
+
     /// Whether this instance is using Redis right now: `false` while its connection is
     /// down, or in doubt after a call failed (reads then go straight to the functions, and
     /// the connection is checked and remade in the background), and always `true` without

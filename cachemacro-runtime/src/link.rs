@@ -124,6 +124,29 @@ impl Connector {
     }
 }
 
+impl Conn {
+    /// Runs the check `cmd`. On a cluster it goes to every primary and succeeds when one
+    /// answers: the cluster is reachable while any node is, and a primary that died (or a
+    /// slot that migrates) concerns only the calls to its slots, which report their own
+    /// faults while the cluster client finds its replacement.
+    async fn probe(&mut self, cmd: Cmd) -> redis::RedisResult<Value> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+        match self {
+            Conn::Single(conn) => cmd.query_async(conn).await,
+            Conn::Cluster(conn) => {
+                conn.route_command(
+                    cmd,
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::OneSucceeded),
+                    )),
+                )
+                .await
+            }
+        }
+    }
+}
+
 /// The server the link is connected to, behind Sentinel.
 #[derive(Clone)]
 pub(crate) struct Primary {
@@ -272,6 +295,9 @@ struct Shared {
     stop: watch::Sender<()>,
     /// Set by [`Link::close`]: every call is then `Fault::Unavailable`.
     closed: std::sync::atomic::AtomicBool,
+    /// A cluster connection: a call's fault concerns its node, not the link (see
+    /// [`Link::run_on`]).
+    cluster: bool,
 }
 
 /// The supervised data connection. Cloning it is cheap; the supervisor stops when the
@@ -298,6 +324,7 @@ impl Link {
             errors: Default::default(),
             stop: stop_tx,
             closed: Default::default(),
+            cluster: matches!(connector, Connector::Cluster(_)),
         });
         let supervisor = Supervisor {
             shared: Arc::downgrade(&shared),
@@ -352,8 +379,15 @@ impl Link {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             // READONLY: the server was demoted to a replica (a failover); the probe finds out.
+            // On a cluster, a fault is one node's (dead, paused, being replaced), which the
+            // cluster client reconnects on its own; the other nodes' slots stay in use, and
+            // the probe (any primary answering) says whether the cluster is reachable.
             if fault.is_connection() || fault.code() == Some("READONLY") {
-                self.doubt();
+                if self.shared.cluster {
+                    self.shared.wakeups.link.notify_one();
+                } else {
+                    self.doubt();
+                }
             }
         }
         result
@@ -598,9 +632,7 @@ impl Supervisor {
             }
             let mut conn = conn.clone();
             let check = self.connector.check();
-            let ping =
-                tokio::time::timeout(self.timings.timeout, check.query_async::<Value>(&mut conn))
-                    .await;
+            let ping = tokio::time::timeout(self.timings.timeout, conn.probe(check)).await;
             match ping {
                 Ok(Ok(answer)) => {
                     if matches!(self.connector, Connector::Sentinel { .. })

@@ -237,7 +237,7 @@ where
         };
         // The entry the hit found, unless an invalidation took it since: then there is
         // nothing to refresh (and putting it back would undo the invalidation).
-        let Some(current) = cache.inner.l1.get(&skey) else {
+        let Some(current) = cache.inner.l1.get(&skey).filter(|_| cache.l1_trusted()) else {
             return;
         };
         let plan = cache.plan(&options, true);
@@ -369,7 +369,12 @@ impl Cache {
     ) -> Result<T, Looked<T>> {
         let now = crate::l1::clock::now_ms();
         let seen = then.before(&self.inner.l1, skey);
-        let Some(entry) = self.inner.l1.get_at(skey, now) else {
+        let hit = if self.l1_trusted() {
+            self.inner.l1.get_at(skey, now)
+        } else {
+            None
+        };
+        let Some(entry) = hit else {
             if !span.is_disabled() {
                 span.record("key", skey);
             }
@@ -633,6 +638,9 @@ impl Cache {
 
     #[inline]
     pub(crate) fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
+        if !self.l1_trusted() {
+            return None;
+        }
         match self.inner.l1.get(skey)?.take::<T>() {
             Ok(value) => {
                 self.inner.counters.l1_hit();
@@ -653,6 +661,9 @@ impl Cache {
         skey: &str,
         stale_for: Duration,
     ) -> Option<Stale<T>> {
+        if !self.l1_trusted() {
+            return None;
+        }
         let entry = self.inner.l1.get_kept(skey)?;
         let window = u64::try_from(stale_for.as_millis()).unwrap_or(u64::MAX);
         if entry.fresh_until().saturating_add(window) <= crate::l1::clock::exact_ms() {

@@ -77,6 +77,8 @@ struct Report {
     stale_examples: Mutex<Vec<String>>,
     /// The longest time the other instance took to read the new value, in ms.
     slowest_peer_ms: AtomicU64,
+    /// The longest an invalidation took to return (Ok or not), in ms.
+    slowest_invalidation_ms: AtomicU64,
     reads: AtomicU64,
 }
 
@@ -99,8 +101,9 @@ impl Report {
 
     fn print(&self, name: &str) {
         eprintln!(
-            "{name}: {} invalidations, {} errors {:?}, {} stale {:?}, slowest peer {} ms, {} reads",
+            "{name}: {} invalidations (slowest {} ms), {} errors {:?}, {} stale {:?}, slowest peer {} ms, {} reads",
             self.invalidations.load(Ordering::SeqCst),
+            self.slowest_invalidation_ms.load(Ordering::SeqCst),
             self.errors.load(Ordering::SeqCst),
             self.first_errors.lock().unwrap(),
             self.stale.load(Ordering::SeqCst),
@@ -122,12 +125,16 @@ async fn write_and_check(writer: &Cache, peer: &Cache, n: u64, report: &Report) 
         rows.insert(1_000_000 + spread_id, n + 1);
     }
     report.invalidations.fetch_add(1, Ordering::SeqCst);
+    let began = Instant::now();
     let invalidated = match n % 4 {
         0 => on(writer, item::remove_cached(id)).await.map(drop),
         1 => writer.invalidate_tag("g1").await.map(drop),
         2 => on(writer, spread::remove_cached(spread_id)).await.map(drop),
         _ => writer.invalidate_tag("spread").await.map(drop),
     };
+    report
+        .slowest_invalidation_ms
+        .fetch_max(began.elapsed().as_millis() as u64, Ordering::SeqCst);
     if let Err(e) = invalidated {
         report.error(format!("write {n}: {e}"));
         return;
@@ -245,4 +252,136 @@ async fn a_slot_migration_held_open_with_keys_on_both_sides_costs_no_invalidatio
         "no invalidation failed"
     );
     assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+}
+
+/// Counts the changes of `redis_available()` on `cache` until `done`.
+fn watch_availability(cache: &Cache, done: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    let cache = cache.clone();
+    tokio::spawn(async move {
+        let mut last = cache.redis_available();
+        let mut changes = 0;
+        let mut bus_down = 0;
+        while !done.load(Ordering::SeqCst) {
+            if !cache.bus_connected() {
+                bus_down += 1;
+            }
+            let now = cache.redis_available();
+            if now != last {
+                changes += 1;
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        eprintln!("bus down for {bus_down} samples of 2 ms");
+        changes
+    })
+}
+
+/// Kills the primary that serves the slot of `spread:<id>` for a few ids (not the `g1`
+/// slot's: its keys keep being invalidated) and waits for its replica to take over.
+async fn primary_killed(channels: BusChannels) -> (Arc<Report>, u64) {
+    let cluster = RedisCluster::start_with_replicas(3, 1);
+    let (a, b) = two_instances(&cluster, channels).await;
+    let keep = cluster.primary_of(cluster.slot_of("g1"));
+    let victim = cluster
+        .primaries()
+        .into_iter()
+        .find(|&i| i != keep)
+        .unwrap();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let done = Arc::new(AtomicBool::new(false));
+    let changes = watch_availability(&a, Arc::clone(&done));
+    let faulty = Arc::clone(&cluster);
+    let report = under_load(&a, &b, move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let port = {
+            let mut cluster = faulty.lock().unwrap();
+            let port = cluster.node(victim).port();
+            cluster.nodes()[victim].kill();
+            port
+        };
+        faulty.lock().unwrap().wait_failover(port);
+        std::thread::sleep(Duration::from_secs(1));
+    })
+    .await;
+    done.store(true, Ordering::SeqCst);
+    (report, changes.await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_with_the_classic_bus_serves_no_stale_read_and_keeps_redis_available() {
+    let (report, changes) = primary_killed(BusChannels::Classic).await;
+    report.print("primary killed, classic bus");
+    eprintln!("redis_available() changed {changes} times");
+    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+    assert!(changes <= 2, "redis_available() is stable: {changes} changes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_with_the_sharded_bus_serves_no_stale_read_and_keeps_redis_available() {
+    let (report, changes) = primary_killed(BusChannels::Sharded).await;
+    report.print("primary killed, sharded bus");
+    eprintln!("redis_available() changed {changes} times");
+    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+    assert!(changes <= 2, "redis_available() is stable: {changes} changes");
+}
+
+/// An id whose key and bus channel live on primaries other than node `victim`: the key's
+/// whole band of 1024 slots (which holds its sharded channel) is served elsewhere.
+fn id_away_from(cluster: &RedisCluster, victim: usize) -> u64 {
+    (0..10_000)
+        .find(|id| {
+            let slot = cluster.slot_of(&format!("ops:c1:k:spread:{id}"));
+            let band = slot / 1024 * 1024;
+            [slot, band, band + 1023]
+                .iter()
+                .all(|&s| cluster.primary_of(s) != victim)
+        })
+        .expect("some band lies away from one primary")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_dead_primary_silences_the_sharded_bus_no_instance_serves_what_another_removed() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let (a, b) = two_instances(&cluster, BusChannels::Sharded).await;
+    let victim = cluster.primaries()[0];
+    let id = id_away_from(&cluster, victim);
+    ROWS.lock().unwrap().insert(1_000_000 + id, 1);
+    assert_eq!(on(&b, spread(id)).await, 1);
+    assert!(b.contains_local(&format!("spread:{id}")));
+
+    let port = cluster.node(victim).port();
+    cluster.nodes()[victim].kill();
+    assert!(
+        eventually(Duration::from_secs(5), || !b.bus_connected()).await,
+        "B's sharded subscription lost the dead primary's channels"
+    );
+    // B reads the key while it cannot hear the bus (from Redis, which still serves it).
+    assert_eq!(on(&b, spread(id)).await, 1);
+
+    ROWS.lock().unwrap().insert(1_000_000 + id, 2);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Err(e) = on(&a, spread::remove_cached(id)).await {
+        assert!(
+            Instant::now() < deadline,
+            "a key on a live primary can be removed: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        on(&b, spread(id)).await,
+        2,
+        "B, deaf to the bus, does not serve from L1 what A removed"
+    );
+    assert!(
+        !b.bus_connected(),
+        "the check ran while B's bus was down (the failover had not happened yet)"
+    );
+    assert!(
+        b.redis_available(),
+        "one dead primary is not Redis down for an instance"
+    );
+    cluster.wait_failover(port);
+    assert!(eventually(Duration::from_secs(10), || b.bus_connected()).await);
+    assert_eq!(on(&b, spread(id)).await, 2);
 }
