@@ -135,14 +135,16 @@ return 0
 /// invalidation that comes later finds each key even while it is still loading (a load's
 /// lookup, or a batch's).
 ///
-/// A value that one of its tags does not list (a live member of the sorted set, or a
-/// member of the older versions' set) may have escaped an invalidation of that tag: Redis
+/// A value that one of its tags does not list (a live member of the sorted set, a member
+/// of the older versions' set, or of the pending set: an invalidation of the tag under way
+/// took it and will tombstone it, the ordinary race of a read with an invalidation) may
+/// have escaped an invalidation of that tag: Redis
 /// evicted the set (`volatile-lru` evicts keys with a TTL) or lost it. It is replaced with
 /// a tombstone, atomically, so that no reader serves it, and the tombstone is returned.
 /// Tombstones (`cm`, format 1, kind 2, see `envelope`) are left as they are.
 ///
-/// KEYS[1..ARGV[2]]: the keys to read; the rest: pairs of a tag's sorted set and its older
-/// versions' set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..7]: the
+/// KEYS[1..ARGV[2]]: the keys to read; the rest: triples of a tag's sorted set, its older
+/// versions' set and its pending set. ARGV[1]: how many bytes of each value to read, minus one; ARGV[3..7]: the
 /// registrations' deadline, now, how long the tag sets are kept, the tombstone and its TTL
 /// (as for one key); ARGV[8]: `1` to register in the older versions' set even when it does
 /// not exist (instances of 0.1 may share the namespace); ARGV[8 + t]: the indices in KEYS
@@ -152,15 +154,16 @@ return 0
 const READ_MANY: &str = r"
 local n = tonumber(ARGV[2])
 local unlisted = {}
-for t = 1, (#KEYS - n) / 2 do
-    local live, legacy = KEYS[n + 2 * t - 1], KEYS[n + 2 * t]
+for t = 1, (#KEYS - n) / 3 do
+    local live, legacy, pending = KEYS[n + 3 * t - 2], KEYS[n + 3 * t - 1], KEYS[n + 3 * t]
     local has_legacy = redis.call('EXISTS', legacy) == 1
     local to_legacy = has_legacy or ARGV[8] == '1'
     for index in string.gmatch(ARGV[8 + t], '%d+') do
         local key = KEYS[tonumber(index)]
         local score = redis.call('ZSCORE', live, key)
         if not (score and tonumber(score) >= tonumber(ARGV[4]))
-            and not (has_legacy and redis.call('SISMEMBER', legacy, key) == 1) then
+            and not (has_legacy and redis.call('SISMEMBER', legacy, key) == 1)
+            and not redis.call('ZSCORE', pending, key) then
             unlisted[tonumber(index)] = true
         end
         redis.call('ZADD', live, 'GT', ARGV[3], key)
@@ -408,7 +411,7 @@ impl L2 {
                     .arg(u8::from(self.legacy_tags));
                 let mut indices = String::new();
                 for (tag, _) in by_tag {
-                    invocation.key(&tag.live).key(&tag.legacy);
+                    invocation.key(&tag.live).key(&tag.legacy).key(&tag.pending);
                 }
                 for (_, members) in by_tag {
                     indices.clear();
@@ -531,7 +534,7 @@ impl L2 {
 
     /// Registers `key` under `tag` on its own (a cluster, where the tag's sets and the key
     /// live in different slots): the sorted set, then the older versions' set. Returns
-    /// whether the tag listed the key already.
+    /// whether the tag listed the key already (in either, or in its pending set).
     async fn register_alone(
         &self,
         tag: &TagKeys,
@@ -549,7 +552,14 @@ impl L2 {
         let mut legacy = self.register_legacy.key(&tag.legacy);
         legacy.arg(key).arg(keep).arg(u8::from(self.legacy_tags));
         let old = self.invoke::<i64>(Access::Read, &legacy).await?;
-        Ok(live == 1 || old == 1)
+        if live == 1 || old == 1 {
+            return Ok(true);
+        }
+        // An invalidation of the tag under way took the key and will tombstone it.
+        let mut pending = redis::cmd("ZSCORE");
+        pending.arg(&tag.pending).arg(key);
+        let pending: Option<String> = self.link.query(Access::Read, &pending).await?;
+        Ok(pending.is_some())
     }
 
     /// On a cluster, where a key and its tags' sets cannot be read in one script: replaces

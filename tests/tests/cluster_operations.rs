@@ -314,7 +314,10 @@ async fn a_killed_primary_with_the_classic_bus_serves_no_stale_read_and_keeps_re
     report.print("primary killed, classic bus");
     eprintln!("redis_available() changed {changes} times");
     assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
-    assert!(changes <= 2, "redis_available() is stable: {changes} changes");
+    assert!(
+        changes <= 2,
+        "redis_available() is stable: {changes} changes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +326,10 @@ async fn a_killed_primary_with_the_sharded_bus_serves_no_stale_read_and_keeps_re
     report.print("primary killed, sharded bus");
     eprintln!("redis_available() changed {changes} times");
     assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
-    assert!(changes <= 2, "redis_available() is stable: {changes} changes");
+    assert!(
+        changes <= 2,
+        "redis_available() is stable: {changes} changes"
+    );
 }
 
 /// An id whose key and bus channel live on primaries other than node `victim`: the key's
@@ -384,4 +390,44 @@ async fn while_a_dead_primary_silences_the_sharded_bus_no_instance_serves_what_a
     cluster.wait_failover(port);
     assert!(eventually(Duration::from_secs(10), || b.bus_connected()).await);
     assert_eq!(on(&b, spread(id)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
+    let cluster = RedisCluster::start(3);
+    let (a, b) = two_instances(&cluster, BusChannels::Classic).await;
+    for id in 0..50 {
+        on(&b, spread(id)).await;
+    }
+    let before = b.stats().unusable_values;
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = {
+        let (b, done) = (b.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut id = 0;
+            while !done.load(Ordering::SeqCst) {
+                on(&b, spread(id % 50)).await;
+                id += 1;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut invalidations = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        a.invalidate_tag("spread").await.unwrap();
+        invalidations += 1;
+        for id in 0..50 {
+            on(&a, spread(id)).await;
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    reads.await.unwrap();
+    let unlisted = b.stats().unusable_values - before;
+    eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
+    assert!(invalidations > 10);
+    assert_eq!(
+        unlisted, 0,
+        "a key that an invalidation still has to tombstone is listed"
+    );
 }
