@@ -136,10 +136,10 @@ pub(crate) fn body(model: &Model, key: &KeyCode) -> TokenStream {
                 } else {
                     #rebind
                     ::cachemacro::__private::Some(::cachemacro::__private::tracing::Instrument::instrument(
-                        async move {
+                        ::cachemacro::__private::batch::body(async move {
                             #pin_return
                             #(#stmts)*
-                        },
+                        }),
                         ::core::clone::Clone::clone(&__cachemacro_span),
                     ).await)
                 };
@@ -149,10 +149,10 @@ pub(crate) fn body(model: &Model, key: &KeyCode) -> TokenStream {
                 )
                 .await
             }
-            ::cachemacro::__private::None => async move {
+            ::cachemacro::__private::None => ::cachemacro::__private::batch::body(async move {
                 #pin_return
                 #(#stmts)*
-            }.await,
+            }).await,
         }
     }
 }

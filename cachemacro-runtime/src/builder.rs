@@ -945,6 +945,7 @@ impl CacheBuilder {
             }),
             defaults: self.resilience,
             stale_window_ms: Default::default(),
+            tag_log: Default::default(),
             waiters: Default::default(),
             background: Default::default(),
             shutdown_timeout: self.shutdown_timeout,

@@ -69,6 +69,8 @@ pub(crate) struct Inner {
     /// written with [`Cache::set`] is kept, so that the function reading it can serve it
     /// stale (see [`Cache::set_keep`]).
     pub(crate) stale_window_ms: std::sync::atomic::AtomicU64,
+    /// The tag invalidations applied lately, for loads whose body chose tags.
+    pub(crate) tag_log: crate::tag_log::TagLog,
     /// The loads waiting for another instance to load their key.
     pub(crate) waiters: crate::resilience::Waiters,
     /// Group versions, as this process knows them.

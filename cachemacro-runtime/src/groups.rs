@@ -268,6 +268,9 @@ impl Cache {
     /// Drops the entries registered under `tag` in this process; returns the keys of those
     /// that were cached or loading.
     fn take_local_tag(&self, tag: &str) -> HashSet<Box<str>> {
+        // Logged first: a load whose body chose the tag after this registry was taken
+        // finds it in the log.
+        self.inner.tag_log.record(tag);
         let mut removed = self.inner.local_tags.take(tag);
         removed.retain(|key| {
             let live = self.is_live_at(key);

@@ -506,6 +506,14 @@ pub mod batch {
         crate::batch::begin(cache, scope, items, write, ident, tags, &options).await
     }
 
+    /// A batch's body, as a body runs: `cachemacro::entry()` changes nothing in it (its
+    /// elements' entries are not its to decide), and the cached calls it makes do not
+    /// answer the caller's `with_source`.
+    #[inline]
+    pub fn body<F: Future>(body: F) -> impl Future<Output = F::Output> {
+        crate::read::as_body(None, body)
+    }
+
     /// `remove_cached_many`: every element's entry, in one round trip.
     pub async fn remove_many(cache: &Cache, storage_keys: Vec<String>) -> Result<(), Error> {
         cache.remove_many_at(&storage_keys).await

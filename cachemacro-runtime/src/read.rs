@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::bus::Message;
+use crate::entry::Decision;
 use crate::envelope::{self, Life, Stored};
 use crate::flight::{Leader, Outcome, Role, SharedFailure};
 use crate::key::typed::TypedKey;
@@ -270,6 +271,10 @@ pub(crate) struct Load {
     call: Call,
     /// When the body started.
     started: std::time::Instant,
+    /// What the body chooses for its entry (`cachemacro::entry()`).
+    decision: Arc<Decision>,
+    /// Whether the function declares tags (registered in Redis before the body ran).
+    tagged: bool,
 }
 
 /// Where a loaded value goes in L2.
@@ -758,6 +763,8 @@ impl Cache {
         M: Mode<R>,
         B: Run<M, R>,
     {
+        // Before anything is read: a tag the body chooses counts its invalidations from here.
+        let decision = Decision::new(self.inner.tag_log.position());
         let plan = self.plan(&options, body.detachable());
         let tags: Vec<TagKeys> = options.tags.iter().map(|t| self.tag_keys(t)).collect();
         let mut target = Target {
@@ -869,6 +876,8 @@ impl Cache {
             announce: false,
             call: options.call,
             started: std::time::Instant::now(),
+            decision,
+            tagged: !tags.is_empty(),
         };
         // Boxed: the body's future (the function's own) and the store after it are most
         // of this future's size, which every L2 hit would otherwise move around.
@@ -978,6 +987,7 @@ impl Cache {
         M: Mode<R>,
     {
         crate::stats::bump(&self.inner.counters.refreshes);
+        let decision = Decision::new(self.inner.tag_log.position());
         // The call that found the value due has returned: the refresh has no span.
         let call = Call {
             span: tracing::Span::none(),
@@ -1036,8 +1046,11 @@ impl Cache {
             announce: true,
             started: std::time::Instant::now(),
             call,
+            decision,
+            tagged: !tags.is_empty(),
         };
         load.call.load_started();
+        let body = crate::entry::scoped(Some(Arc::clone(&load.decision)), body);
         // The value the hit found stays until its own expiry, whatever the refresh does.
         let ran = load
             .holding_lease(resilience::run_guarded(body, plan.hard_timeout))
@@ -1057,17 +1070,26 @@ pub trait Solo<R> {
     fn run_alone(self) -> impl Future<Output = R>;
 }
 
-// Silenced: the cached calls the body makes do not answer the caller's `with_source`.
 impl<R, F: Future<Output = R>> Solo<R> for Here<F> {
     async fn run_alone(self) -> R {
-        crate::source::silenced(self.0).await
+        as_body(None, self.0).await
     }
 }
 
 impl<R> Solo<R> for Detached<R> {
     async fn run_alone(self) -> R {
-        crate::source::silenced(self.0).await
+        as_body(None, self.0).await
     }
+}
+
+/// `body` as a body runs: deciding its entry through `decision` (`None`: its value is not
+/// stored, `entry()` changes nothing), and silenced, so that the cached calls it makes do
+/// not answer the caller's `with_source`, nor decide its entry.
+pub(crate) fn as_body<F: Future>(
+    decision: Option<Arc<Decision>>,
+    body: F,
+) -> impl Future<Output = F::Output> {
+    crate::entry::scoped(decision, crate::source::silenced(body))
 }
 
 impl Load {
@@ -1080,7 +1102,7 @@ impl Load {
         stale: Option<Stale<M::Value>>,
         share: Option<Share<R>>,
     ) -> R {
-        let body = crate::source::silenced(body);
+        let body = as_body(Some(Arc::clone(&self.decision)), body);
         match stale {
             Some(stale) => {
                 let guarded = resilience::run_guarded(body, self.plan.hard_timeout);
@@ -1150,7 +1172,7 @@ impl Load {
             .soft_timeout
             .or(plan.hard_timeout)
             .unwrap_or(Duration::MAX);
-        let mut handle = tokio::spawn(body);
+        let mut handle = tokio::spawn(crate::entry::scoped(Some(Arc::clone(&self.decision)), body));
         // Whoever drops the load (a cancelled caller, an abandoned background task) ends
         // the body too.
         let abort = crate::background::AbortOnDrop(handle.abort_handle());
@@ -1236,13 +1258,45 @@ impl Load {
             skey,
             seen,
             target,
-            plan,
+            mut plan,
             lease,
             announce,
+            decision,
+            tagged,
             ..
         } = self;
         let value = Arc::new(value);
-        let store = if leader.is_stale() {
+        // What the body chose for its entry (`cachemacro::entry()`).
+        let choice = decision.take();
+        // In this process only, not in Redis: an entry whose tags Redis cannot be trusted to
+        // list (see `EntryHandle::tag` and `EntryHandle::ttl`).
+        let mut local = !choice.tags.is_empty();
+        if let Some(ttl) = choice.ttl {
+            let ttl = cache.jittered(ttl.min(crate::MAX_TTL));
+            local |= tagged && ttl > plan.ttl;
+            plan.ttl = ttl;
+        }
+        if choice.skip || choice.too_many_tags || plan.ttl.is_zero() {
+            if choice.too_many_tags {
+                warn_throttled!(key = %skey, max = crate::entry::MAX_ENTRY_TAGS, "cache: the body chose more tags than an entry takes; the value is not cached");
+            }
+            // The callers waiting get the value; neither tier stores it.
+            leader.land(&cache.inner.l1, Entry::new(value, plan.ttl), false);
+            cache.release(lease, &skey).await;
+            return r;
+        }
+        // Registered before the log is asked: an invalidation of a chosen tag either comes
+        // after the registration, and drops the entry (or marks the flight), or before the
+        // question, which then finds it (see `TagLog`).
+        let invalidated = !choice.tags.is_empty() && {
+            let tags: Vec<TagKeys> = choice.tags.iter().map(|t| cache.tag_keys(t)).collect();
+            cache.register_local_tags(&tags, &skey);
+            cache
+                .inner
+                .tag_log
+                .invalidated_since(decision.since, &choice.tags)
+        };
+        let store = if leader.is_stale() || invalidated {
             // Invalidated while it loaded (here, or by a peer's message, or because the bus
             // dropped): the value may predate the invalidation, so neither tier gets it,
             // whatever Redis holds now (it may have lost the tombstone in a restart).
@@ -1255,7 +1309,12 @@ impl Load {
             // trust it.
             true
         } else {
-            let fill = cache.inner.l2.as_ref().zip(seen.fill_if());
+            let fill = cache
+                .inner
+                .l2
+                .as_ref()
+                .filter(|_| !local)
+                .zip(seen.fill_if());
             match fill {
                 Some((l2, seen)) => {
                     let stored = cache.fill(l2, &skey, seen, &*value, &target, &plan).await;

@@ -422,9 +422,9 @@ pub use cachemacro_runtime::metrics;
 /// `TlsCertificates`) at the version cachemacro uses.
 pub use cachemacro_runtime::redis;
 pub use cachemacro_runtime::{
-    codec, functions, global, key, set_global, with_cache, without_cache, write_text, BusChannels,
-    Cache, CacheBuilder, CacheValue, Compression, Error, FunctionStats, KeyPart, LoadTimes, Mode,
-    RedisTarget, Scope, ScopedKey, Source, Stats, LOAD_BUCKETS,
+    codec, entry, functions, global, key, set_global, with_cache, without_cache, write_text,
+    BusChannels, Cache, CacheBuilder, CacheValue, Compression, EntryHandle, Error, FunctionStats,
+    KeyPart, LoadTimes, Mode, RedisTarget, Scope, ScopedKey, Source, Stats, LOAD_BUCKETS,
 };
 
 // The defaults, each with its value (rustdoc does not show the value of a constant that
@@ -466,6 +466,9 @@ pub use cachemacro_runtime::DEFAULT_TTL;
 /// Value: 1 second (`Duration::from_secs(1)`).
 #[doc(inline)]
 pub use cachemacro_runtime::DEFAULT_VERSION_REFRESH;
+/// Value: `64` tags.
+#[doc(inline)]
+pub use cachemacro_runtime::MAX_ENTRY_TAGS;
 /// Value: ten years (`Duration::from_secs(10 * 365 * 86_400)`).
 #[doc(inline)]
 pub use cachemacro_runtime::MAX_TTL;
