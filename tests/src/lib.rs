@@ -323,19 +323,7 @@ impl RedisCluster {
         let dir = scratch_dir("cluster");
         let dir_arg = dir.to_string_lossy().into_owned();
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
-            .map(|i| {
-                let config = format!("nodes-{i}.conf");
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &config,
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--dir",
-                    &dir_arg,
-                ])
-            })
+            .map(|i| Self::node_process(&dir_arg, i))
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
@@ -366,6 +354,109 @@ impl RedisCluster {
             }
         }
         cluster
+    }
+
+    /// A cluster-enabled `redis-server`, its files in `dir`.
+    fn node_process(dir: &str, i: usize) -> RedisServer {
+        let config = format!("nodes-{i}.conf");
+        RedisServer::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &config,
+            "--cluster-node-timeout",
+            "2000",
+            "--dir",
+            dir,
+        ])
+    }
+
+    /// Runs `redis-cli --cluster <args>` against a running node; panics if it fails.
+    pub fn redis_cli(&self, args: &[&str]) {
+        let entry = self
+            .running()
+            .find(|n| n.try_connection().is_some())
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .expect("a running node");
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg(args[0])
+            .arg(&entry)
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts one more server and joins it as an empty primary (`redis-cli --cluster
+    /// add-node`); returns its index. [`rebalance`](Self::rebalance) gives it slots.
+    pub fn add_primary(&mut self) -> usize {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let node = Self::node_process(&dir, self.nodes.len());
+        let new = format!("127.0.0.1:{}", node.port());
+        self.nodes.push(node);
+        let entry = self
+            .running()
+            .find(|n| n.info_field("role").as_deref() == Some("master"))
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .expect("a running primary");
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "add-node", &new, &entry])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli --cluster add-node failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.running().all(|n| {
+            n.try_connection().is_some_and(|mut c| {
+                redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query::<String>(&mut c)
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+                    == self.nodes.len()
+            })
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the new node was not known within 20s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_ok();
+        self.nodes.len() - 1
+    }
+
+    /// Spreads the slots evenly over the primaries, empty ones included (`redis-cli
+    /// --cluster rebalance --cluster-use-empty-masters`), moving their keys.
+    pub fn rebalance(&self) {
+        self.redis_cli(&["rebalance", "--cluster-use-empty-masters"]);
+        self.wait_ok();
+    }
+
+    /// Moves `slots` slots from node `from` to node `to` with their keys (`redis-cli
+    /// --cluster reshard`), the way an operator does.
+    pub fn reshard(&self, from: usize, to: usize, slots: usize) {
+        let (from, to) = (self.node_id(from), self.node_id(to));
+        self.redis_cli(&[
+            "reshard",
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+            "--cluster-slots",
+            &slots.to_string(),
+            "--cluster-yes",
+        ]);
+        self.wait_ok();
     }
 
     /// Waits until every running node reports `cluster_state:ok`.
@@ -499,6 +590,33 @@ impl RedisCluster {
             }
         }
         panic!("no node serves slot {slot}");
+    }
+
+    /// How many slots node `index` serves.
+    pub fn slot_count(&self, index: usize) -> usize {
+        let port = self.nodes[index].port();
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.any_connection())
+            .expect("CLUSTER SLOTS");
+        ranges
+            .into_iter()
+            .filter_map(|range| {
+                let (start, end, primary): (u16, u16, Vec<redis::Value>) = match range {
+                    redis::Value::Array(fields) => {
+                        let mut fields = fields.into_iter();
+                        (
+                            redis::from_redis_value(fields.next()?).ok()?,
+                            redis::from_redis_value(fields.next()?).ok()?,
+                            redis::from_redis_value(fields.next()?).ok()?,
+                        )
+                    }
+                    _ => return None,
+                };
+                let at: u16 = redis::from_redis_value(primary.get(1)?.clone()).ok()?;
+                (at == port).then_some(usize::from(end - start) + 1)
+            })
+            .sum()
     }
 
     /// The node ID of node `index` (`CLUSTER MYID`).

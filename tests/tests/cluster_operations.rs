@@ -431,3 +431,73 @@ async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_t
         "a key that an invalidation still has to tombstone is listed"
     );
 }
+
+/// Writes `count` keys into the slot of `g1` on node `index`, so that moving the slot takes
+/// a while.
+fn crowd_the_g1_slot(cluster: &RedisCluster, index: usize, count: usize) {
+    let mut conn = cluster.node(index).connection();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET")
+                .arg(format!("{{g1}}:filler:{i}"))
+                .arg(i)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut conn).expect("filler keys");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_reshard_under_load_costs_no_invalidation_and_no_stale_read() {
+    let cluster = RedisCluster::start(3);
+    let (a, b) = two_instances(&cluster, BusChannels::Sharded).await;
+    let from = cluster.primary_of(cluster.slot_of("g1"));
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|&i| i != from)
+        .unwrap();
+    crowd_the_g1_slot(&cluster, from, 30_000);
+    let slots = cluster.slot_count(from);
+    let cluster = Arc::new(cluster);
+    let moving = Arc::clone(&cluster);
+    let started = Instant::now();
+    let report = under_load(&a, &b, move || moving.reshard(from, to, slots)).await;
+    report.print(&format!(
+        "reshard of {slots} slots (the g1 slot with 30k keys), sharded bus, {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    assert_eq!(cluster.slot_count(from), 0, "every slot moved");
+    assert_eq!(
+        report.errors.load(Ordering::SeqCst),
+        0,
+        "no invalidation failed"
+    );
+    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_primary_and_rebalancing_under_load_costs_no_invalidation_and_no_stale_read() {
+    let cluster = RedisCluster::start(3);
+    let (a, b) = two_instances(&cluster, BusChannels::Classic).await;
+    let cluster = Arc::new(Mutex::new(cluster));
+    let growing = Arc::clone(&cluster);
+    let report = under_load(&a, &b, move || {
+        let mut cluster = growing.lock().unwrap();
+        let new = cluster.add_primary();
+        cluster.rebalance();
+        assert!(
+            cluster.slot_count(new) > 3000,
+            "the new primary took its share"
+        );
+    })
+    .await;
+    report.print("a primary added and rebalanced, classic bus");
+    assert_eq!(
+        report.errors.load(Ordering::SeqCst),
+        0,
+        "no invalidation failed"
+    );
+    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+}
