@@ -10,7 +10,8 @@ use crate::errors::Errors;
 /// The names `#[cached]` accepts, in the order error messages list them.
 const KNOWN: &str =
     "`key`, `ttl`, `scope`, `cache`, `ignore`, `result`, `option`, `cache_none`, `version`, `tags`, \
-     `stale_for`, `soft_timeout`, `hard_timeout`, `refresh_ahead`, `fail_safe_throttle`, `fleet_single_flight`, `batch`";
+     `stale_for`, `soft_timeout`, `hard_timeout`, `refresh_ahead`, `fail_safe_throttle`, `fleet_single_flight`, `batch`, \
+     `l1_capacity`";
 
 /// The parsed, validated arguments.
 #[derive(Default)]
@@ -49,6 +50,8 @@ pub(crate) struct Args {
     pub(crate) fleet: Option<Named<Fleet>>,
     /// `batch(id in ids)`: a batch function, cached per element.
     pub(crate) batch: Option<Named<Batch>>,
+    /// `l1_capacity = N`: the function's own share of L1, in entries.
+    pub(crate) l1_capacity: Option<u64>,
 }
 
 /// `batch(id in ids)`: the element's name in the key template, and the collection
@@ -207,6 +210,15 @@ impl Args {
                     }
                     Some(other) => errors.spanned(other, "`tags` takes a list of templates, as in `tags = [\"user:<user_id>\"]`"),
                     None => errors.spanned(&arg.name, "`tags` needs a list of templates, as in `tags = [\"user:<user_id>\"]`"),
+                },
+                "l1_capacity" => match &arg.value {
+                    Some(Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. })) => match i.base10_parse::<u64>() {
+                        Ok(0) => errors.spanned(i, "`l1_capacity` must be at least 1: leave it out to share L1 with the other functions"),
+                        Ok(n) => args.l1_capacity = Some(n),
+                        Err(e) => errors.spanned(i, format!("invalid l1_capacity: {e}; write a whole number of entries such as `l1_capacity = 1000`")),
+                    },
+                    Some(other) => errors.spanned(other, "`l1_capacity` takes a whole number of entries such as `l1_capacity = 1000`"),
+                    None => errors.spanned(&arg.name, "`l1_capacity` needs a number of entries such as `l1_capacity = 1000`"),
                 },
                 "version" => match &arg.value {
                     Some(Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. })) => match i.base10_parse::<u32>() {

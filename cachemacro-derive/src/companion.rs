@@ -156,6 +156,7 @@ fn items(
         &sent,
     );
     let many = many(model, &cache, &storage_key, &vis, method, &what, &sent);
+    let share = share(model, &cache, &vis, method, &what, &site_path);
     let doc_remove = format!(
         "Removes what {what} cached for these arguments: from this process, from Redis, and from every peer's memory.\n\n\
          Returns an error when Redis could not be reached: the local copy is gone, but other instances may keep the old value until its TTL ends."
@@ -225,6 +226,55 @@ fn items(
         #calls
 
         #many
+
+        #share
+    }
+}
+
+/// `local_entry_count` and `clear_local`, for a function with a share of L1 of its own
+/// (`l1_capacity = N`).
+fn share(
+    model: &Model,
+    cache: &TokenStream,
+    vis: &TokenStream,
+    method: Option<&syn::Visibility>,
+    what: &str,
+    site_path: &TokenStream,
+) -> TokenStream {
+    let Some(capacity) = model.args.l1_capacity else {
+        return TokenStream::new();
+    };
+    let name = &model.func.sig.ident;
+    let (count_fn, clear_fn) = if method.is_some() {
+        (
+            format_ident!("{}_local_entry_count", name),
+            format_ident!("{}_clear_local", name),
+        )
+    } else {
+        (
+            format_ident!("local_entry_count"),
+            format_ident!("clear_local"),
+        )
+    };
+    let receiver = (model.kind == Kind::Method).then(|| quote!(&self));
+    let doc_count = format!(
+        "How many entries {what} holds in this process's memory: its own share of L1, at most {capacity} (`l1_capacity`)."
+    );
+    let doc_clear = format!(
+        "Drops every entry {what} holds in this process's memory (its share of L1); Redis and peers are untouched."
+    );
+    quote! {
+        #[doc = #doc_count]
+        #vis fn #count_fn (#receiver) -> u64 {
+            #cache
+            ::cachemacro::__private::share_entry_count(__cachemacro_cache, #site_path)
+        }
+
+        #[doc = #doc_clear]
+        #vis fn #clear_fn (#receiver) {
+            #cache
+            ::cachemacro::__private::clear_share(__cachemacro_cache, #site_path)
+        }
     }
 }
 

@@ -554,9 +554,15 @@ pub(crate) fn tags_tokens(model: &Model, path: &TokenStream) -> TokenStream {
 pub(crate) fn site_and_span(model: &Model) -> (TokenStream, TokenStream) {
     let path = fn_path(model);
     let name = syn::LitStr::new(&model.func.sig.ident.to_string(), Span::call_site());
-    let site = quote! {
-        static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
-            ::cachemacro::__private::Site::new(#path);
+    let site = match model.args.l1_capacity {
+        None => quote! {
+            static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
+                ::cachemacro::__private::Site::new(#path);
+        },
+        Some(capacity) => quote! {
+            static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
+                ::cachemacro::__private::Site::with_l1_capacity(#path, #capacity);
+        },
     };
     let span = quote! {
         let __cachemacro_span = ::cachemacro::__private::tracing::debug_span!(

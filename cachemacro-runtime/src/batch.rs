@@ -248,6 +248,8 @@ where
         looked_up: std::time::Instant::now(),
         reached: None,
     };
+    // The elements land in the function's own share of L1, if it has one.
+    let share = options.call.site.and_then(crate::site::Site::share);
     // Duplicates are loaded once.
     let mut seen_keys: HashMap<String, ()> = HashMap::with_capacity(items.len());
     for item in items {
@@ -263,7 +265,10 @@ where
                 State::Found(Arc::new(value))
             }
             None => match cache.inner.flights.join(&skey) {
-                Role::Leader(leader) => State::Lead(leader, Seen::Unknown),
+                Role::Leader(mut leader) => {
+                    leader.land_in(share);
+                    State::Lead(leader, Seen::Unknown)
+                }
                 Role::Follower(follower) => State::Follow(follower),
             },
         };

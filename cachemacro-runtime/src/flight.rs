@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::l1::{Entry, L1};
+use crate::l1::{Entry, Share, L1};
 
 const SHARDS: usize = 64;
 
@@ -120,6 +120,7 @@ impl Flights {
             key: key.to_owned(),
             flight,
             landed: false,
+            share: None,
         }
     }
 
@@ -184,9 +185,16 @@ pub(crate) struct Leader {
     key: String,
     flight: Arc<Flight>,
     landed: bool,
+    /// The loading function's own share of L1, where the value lands (`l1::share`).
+    share: Option<Share>,
 }
 
 impl Leader {
+    /// Lands the value in `share`, the loading function's own store of L1.
+    pub(crate) fn land_in(&mut self, share: Option<Share>) {
+        self.share = share;
+    }
+
     /// Whether an invalidation has hit this key since the flight started.
     pub(crate) fn is_stale(&self) -> bool {
         self.flight.stale.load(Ordering::Acquire)
@@ -218,7 +226,7 @@ impl Leader {
             let mut shard = self.flights.shard(&self.key);
             self.detach(&mut shard);
             if store && !self.is_stale() {
-                l1.insert(std::mem::take(&mut self.key), entry.clone());
+                l1.insert_for(self.share, std::mem::take(&mut self.key), entry.clone());
             }
         }
         self.finish(Outcome::Value(entry));
@@ -238,7 +246,7 @@ impl Leader {
     pub(crate) fn keep(&self, l1: &L1, entry: Entry) {
         let _shard = self.flights.shard(&self.key);
         if !self.is_stale() {
-            l1.insert(self.key.clone(), entry);
+            l1.insert_for(self.share, self.key.clone(), entry);
         }
     }
 

@@ -19,10 +19,13 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 
 use self::front::{Epochs, Fronts};
 use self::key::{Lookup, SlotKey};
+pub(crate) use self::share::Share;
+use self::share::Shares;
 use self::value::Value;
 
 pub(crate) mod front;
 mod key;
+pub(crate) mod share;
 mod value;
 
 /// The store under [`L1`].
@@ -294,6 +297,27 @@ pub(crate) struct L1 {
     weigh: Option<Weigh>,
     /// Every change to `store` is followed by a bump here, which the fronts check.
     fronts: Arc<Fronts>,
+    /// The stores of the functions with a share of their own (`share`), and the lifecycle
+    /// a new one is made with.
+    shares: Arc<Shares>,
+    lifecycle: Counted,
+}
+
+/// A store of `weight_capacity`, sized for about `entries` entries.
+fn make_store(weight_capacity: u64, entries: u64, lifecycle: Counted) -> Store {
+    let options = OptionsBuilder::new()
+        .estimated_items_capacity(usize::try_from(entries.max(1)).unwrap_or(usize::MAX))
+        .weight_capacity(weight_capacity)
+        .hot_allocation(HOT_ALLOCATION)
+        .ghost_allocation(GHOST_ALLOCATION)
+        .build()
+        .expect("both required options are set");
+    Store::with_options(
+        options,
+        StoredWeight,
+        DefaultHashBuilder::default(),
+        lifecycle,
+    )
 }
 
 impl L1 {
@@ -315,13 +339,6 @@ impl L1 {
                 estimated_entries,
             } => (bytes, estimated_entries, Some(weigh)),
         };
-        let options = OptionsBuilder::new()
-            .estimated_items_capacity(usize::try_from(entries.max(1)).unwrap_or(usize::MAX))
-            .weight_capacity(weight_capacity)
-            .hot_allocation(HOT_ALLOCATION)
-            .ghost_allocation(GHOST_ALLOCATION)
-            .build()
-            .expect("both required options are set");
         let epochs = Arc::new(if front_capacity == 0 {
             Epochs::off()
         } else {
@@ -334,20 +351,49 @@ impl L1 {
             inner: Default::default(),
         };
         let evictions = Arc::clone(&lifecycle.evictions);
-        let store = Arc::new(Store::with_options(
-            options,
-            StoredWeight,
-            DefaultHashBuilder::default(),
-            lifecycle,
-        ));
+        let store = Arc::new(make_store(weight_capacity, entries, lifecycle.clone()));
         let fronts = Arc::new(Fronts::new(front_capacity, epochs));
-        sweeper::watch(&store, &fronts, entries);
+        sweeper::watch(&store, Some(&fronts), entries);
         Self {
             store,
             evictions,
             weigh,
             fronts,
+            shares: Arc::new(Shares::new()),
+            lifecycle,
         }
+    }
+
+    /// The store of `share` (a function's own), made on first use; the shared one for
+    /// `None`.
+    fn store_or_make(&self, share: Option<Share>) -> &Store {
+        let Some(share) = share else {
+            return &self.store;
+        };
+        let mut made = false;
+        let store = self.shares.get_or_make(share, |capacity| {
+            made = true;
+            make_store(capacity.max(1), capacity, self.lifecycle.clone())
+        });
+        if made {
+            sweeper::watch(store, None, share.capacity);
+        }
+        store
+    }
+
+    /// The store the hits of a function with `share` read: its own once made, else the
+    /// shared one.
+    #[inline(always)]
+    fn store_for(&self, share: Option<Share>) -> &Store {
+        match share.and_then(|share| self.shares.get(share.id)) {
+            Some(store) => store,
+            None => &self.store,
+        }
+    }
+
+    /// Every store: the shared one, then the functions' own.
+    fn stores(&self) -> impl Iterator<Item = &Store> {
+        std::iter::once(&*self.store).chain(self.shares.each().map(|(_, store)| &**store))
     }
 
     /// The typed fronts of the functions reading this L1.
@@ -360,69 +406,132 @@ impl L1 {
     /// `keep_until` drops it, so that it frees its room before any live entry is evicted.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
-        self.get_at(key, clock::now_ms())
+        let now = clock::now_ms();
+        match self.get_at(key, now) {
+            Some(entry) => Some(entry),
+            None if self.shares.any() => self
+                .shares
+                .each()
+                .find_map(|(_, store)| Self::get_in(store, key, now)),
+            None => None,
+        }
     }
 
-    /// [`get`](Self::get) at coarse time `now` (from [`clock::now_ms`]). Always inlined:
-    /// out of line, the entry it returns goes through memory (25 more instructions per hit).
+    /// [`get`](Self::get) at coarse time `now` (from [`clock::now_ms`]), in the shared
+    /// store. Always inlined: out of line, the entry it returns goes through memory (25
+    /// more instructions per hit).
     #[inline(always)]
     pub(crate) fn get_at(&self, key: &str, now: u64) -> Option<Entry> {
-        let entry = self.store.get(&Lookup(key))?;
+        Self::get_in(&self.store, key, now)
+    }
+
+    /// [`get_at`](Self::get_at) for the hits of a function with `share`: in its own store.
+    #[inline(always)]
+    pub(crate) fn get_at_for(&self, share: Option<Share>, key: &str, now: u64) -> Option<Entry> {
+        Self::get_in(self.store_for(share), key, now)
+    }
+
+    #[inline(always)]
+    fn get_in(store: &Store, key: &str, now: u64) -> Option<Entry> {
+        let entry = store.get(&Lookup(key))?;
         if entry.is_fresh(now) {
             return Some(entry);
         }
         if !entry.is_kept(now) {
-            self.drop_expired(key);
+            Self::drop_expired(store, key);
         }
         None
     }
 
     /// The entry under `key` while it may be kept, fresh or stale (for serving stale).
     pub(crate) fn get_kept(&self, key: &str) -> Option<Entry> {
-        let entry = self.store.get(&Lookup(key))?;
-        if entry.is_kept(clock::now_ms()) {
-            return Some(entry);
-        }
-        self.drop_expired(key);
-        None
+        let now = clock::now_ms();
+        self.stores().find_map(|store| {
+            let entry = store.get(&Lookup(key))?;
+            if entry.is_kept(now) {
+                return Some(entry);
+            }
+            Self::drop_expired(store, key);
+            None
+        })
     }
 
     #[cold]
-    fn drop_expired(&self, key: &str) {
+    fn drop_expired(store: &Store, key: &str) {
         // Only the expired entry: a fresh one inserted since the read stays.
-        self.store
-            .remove_if(&Lookup(key), |entry| !entry.is_kept(clock::now_ms()));
+        store.remove_if(&Lookup(key), |entry| !entry.is_kept(clock::now_ms()));
     }
 
     /// Stores `entry` under `key`, replacing what was there. An entry already past its
     /// `keep_until` is not stored (and the old one is dropped, as an insert would have).
-    pub(crate) fn insert(&self, key: String, mut entry: Entry) {
+    #[cfg(test)]
+    pub(crate) fn insert(&self, key: String, entry: Entry) {
+        self.insert_for(None, key, entry);
+    }
+
+    /// [`insert`](Self::insert) for a function with `share`: into its own store. A key
+    /// lives in one store at a time: it leaves the others.
+    pub(crate) fn insert_for(&self, share: Option<Share>, key: String, mut entry: Entry) {
         if !entry.is_kept(clock::now_ms()) {
             self.remove(&key);
             return;
         }
-        if let Some(weigh) = &self.weigh {
-            // Zero would make the entry unevictable in quick_cache.
-            let weight = weigh(&key, entry.value.as_any()).clamp(1, u64::from(u32::MAX));
-            entry.weight = u32::try_from(weight).unwrap_or(u32::MAX);
+        let store = self.store_or_make(share);
+        match (&self.weigh, share) {
+            // A share is bounded in entries.
+            (_, Some(_)) => entry.weight = 1,
+            (Some(weigh), None) => {
+                // Zero would make the entry unevictable in quick_cache.
+                let weight = weigh(&key, entry.value.as_any()).clamp(1, u64::from(u32::MAX));
+                entry.weight = u32::try_from(weight).unwrap_or(u32::MAX);
+            }
+            (None, None) => {}
+        }
+        if self.shares.any() {
+            for other in self.stores().filter(|other| !std::ptr::eq(*other, store)) {
+                other.remove(&Lookup(&key));
+            }
         }
         let epochs = self.fronts.epochs();
         // The stripe is bumped after the insert (see `front`); found first, so that the key
         // can move into the store.
         let stripe = epochs.stripe(key.as_bytes());
-        self.store.insert(SlotKey::new(key), entry);
+        store.insert(SlotKey::new(key), entry);
         epochs.stripe_changed(stripe);
     }
 
     pub(crate) fn remove(&self, key: &str) {
-        self.store.remove(&Lookup(key));
+        for store in self.stores() {
+            store.remove(&Lookup(key));
+        }
         self.fronts.epochs().key_changed(key.as_bytes());
+    }
+
+    /// The entries of share `id` (a function's own store), not counting those past their
+    /// `keep_until` (which it drops); 0 when it has none here.
+    pub(crate) fn share_len(&self, id: usize) -> u64 {
+        let Some(store) = self.shares.get(id) else {
+            return 0;
+        };
+        let now = clock::now_ms();
+        store.retain(|_, entry| entry.is_kept(now));
+        store.len() as u64
+    }
+
+    /// Drops every entry of share `id`, with the contract of [`clear`](Self::clear).
+    pub(crate) fn clear_share(&self, id: usize) {
+        if let Some(store) = self.shares.get(id) {
+            store.clear();
+            self.fronts.epochs().all_changed();
+        }
     }
 
     /// Drops every entry. Each shard is emptied under its write lock, so every entry
     /// inserted before the call is gone when it returns; an insert racing with it may stay.
     pub(crate) fn clear(&self) {
-        self.store.clear();
+        for store in self.stores() {
+            store.clear();
+        }
         self.fronts.epochs().all_changed();
         self.fronts.clear();
     }
@@ -430,18 +539,27 @@ impl L1 {
     /// Drops every entry whose key starts with `prefix`, with the same contract as
     /// [`clear`](Self::clear).
     pub(crate) fn clear_prefix(&self, prefix: String) {
-        self.store
-            .retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
+        for store in self.stores() {
+            store.retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
+        }
         self.fronts.epochs().all_changed();
     }
 
     /// What L1 holds, without sweeping: entries (expired ones not yet dropped included),
     /// their total weight (bytes under a byte bound, else the entry count), and the
     /// evictions so far.
+    /// The functions' own stores (shares) count one per entry.
     pub(crate) fn usage(&self) -> (u64, u64, u64) {
+        let entries = self.stores().map(|store| store.len() as u64).sum();
+        let weight = self.store.weight()
+            + self
+                .shares
+                .each()
+                .map(|(_, store)| store.weight())
+                .sum::<u64>();
         (
-            self.store.len() as u64,
-            self.store.weight(),
+            entries,
+            weight,
             self.evictions.load(std::sync::atomic::Ordering::Relaxed),
         )
     }
@@ -449,8 +567,12 @@ impl L1 {
     /// Entries held, not counting those past their `keep_until` (which it drops).
     pub(crate) fn entry_count(&self) -> u64 {
         let now = clock::now_ms();
-        self.store.retain(|_, entry| entry.is_kept(now));
-        self.store.len() as u64
+        self.stores()
+            .map(|store| {
+                store.retain(|_, entry| entry.is_kept(now));
+                store.len() as u64
+            })
+            .sum()
     }
 }
 
@@ -478,8 +600,8 @@ mod sweeper {
 
     static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
 
-    /// Sweeps `store` and `fronts` while they live.
-    pub(super) fn watch(store: &Arc<Store>, fronts: &Arc<Fronts>, entries: u64) {
+    /// Sweeps `store` and `fronts` (the shared store's) while they live.
+    pub(super) fn watch(store: &Arc<Store>, fronts: Option<&Arc<Fronts>>, entries: u64) {
         static SWEEPER: OnceLock<()> = OnceLock::new();
         SWEEPER.get_or_init(|| {
             let spawned = std::thread::Builder::new()
@@ -495,7 +617,7 @@ mod sweeper {
         });
         lock().push(Watched {
             store: Arc::downgrade(store),
-            fronts: Arc::downgrade(fronts),
+            fronts: fronts.map_or_else(Weak::new, Arc::downgrade),
             entries,
         });
     }
@@ -854,6 +976,42 @@ mod tests {
         l1.clear_prefix("unrelated:".into());
         sweeper::sweep();
         assert_eq!(l1.fronts().held(), 0, "all dead, so dropped");
+    }
+
+    #[test]
+    fn a_key_lives_in_one_store_and_every_read_by_key_finds_it() {
+        let l1 = L1::new(100);
+        let hour = Duration::from_secs(3_600);
+        let share = Some(Share {
+            id: 7,
+            capacity: 10,
+        });
+        l1.insert("k".into(), Entry::new(Arc::new(1u32), hour));
+        l1.insert_for(share, "k".into(), Entry::new(Arc::new(2u32), hour));
+        assert_eq!(l1.store.len(), 0, "it left the shared store");
+        assert_eq!(l1.get("k").and_then(|e| e.take::<u32>().ok()), Some(2));
+        assert!(l1.get_kept("k").is_some());
+        let now = clock::now_ms();
+        assert!(l1.get_at("k", now).is_none());
+        assert!(l1.get_at_for(share, "k", now).is_some());
+        // Back to the shared store: it leaves the share.
+        l1.insert("k".into(), Entry::new(Arc::new(3u32), hour));
+        assert_eq!(l1.share_len(7), 0);
+        assert_eq!(l1.get("k").and_then(|e| e.take::<u32>().ok()), Some(3));
+        for i in 0..100 {
+            l1.insert_for(share, format!("s{i}"), Entry::new(Arc::new(i), hour));
+        }
+        let held = l1.share_len(7);
+        assert!((1..=10).contains(&held), "bounded by its capacity: {held}");
+        assert_eq!(l1.entry_count(), held + 1);
+        l1.remove("s99");
+        assert!(l1.get("s99").is_none());
+        l1.clear_share(7);
+        assert_eq!(l1.share_len(7), 0);
+        assert!(l1.get("k").is_some(), "the shared store keeps its own");
+        l1.insert_for(share, "s1".into(), Entry::new(Arc::new(1u32), hour));
+        l1.clear();
+        assert_eq!(l1.entry_count(), 0);
     }
 
     #[test]

@@ -390,6 +390,23 @@ pub fn remove_local(cache: &Cache, storage_key: String) {
     cache.remove_local_at(&storage_key);
 }
 
+/// `local_entry_count` of a function with `l1_capacity`: the entries its own share of
+/// `cache`'s L1 holds (`function`: its path).
+pub fn share_entry_count(cache: &Cache, function: &str) -> u64 {
+    crate::l1::share::ids_of(function)
+        .into_iter()
+        .map(|id| cache.inner.l1.share_len(id))
+        .sum()
+}
+
+/// `clear_local` of a function with `l1_capacity`: drops the entries of its own share of
+/// `cache`'s L1.
+pub fn clear_share(cache: &Cache, function: &str) {
+    for id in crate::l1::share::ids_of(function) {
+        cache.inner.l1.clear_share(id);
+    }
+}
+
 /// `cache` unless caching is bypassed here ([`crate::without_cache`]).
 #[inline]
 pub fn unless_bypassed(cache: &Cache) -> Option<&Cache> {

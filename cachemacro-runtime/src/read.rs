@@ -232,10 +232,11 @@ where
     }
 
     fn refresh(self, cache: &Cache, skey: String, options: LoadOptions) {
-        let Role::Leader(leader) = cache.inner.flights.join(&skey) else {
+        let Role::Leader(mut leader) = cache.inner.flights.join(&skey) else {
             // A load or a refresh of the key is in the air already.
             return;
         };
+        leader.land_in(options.call.site.and_then(Site::share));
         // The entry the hit found, unless an invalidation took it since: then there is
         // nothing to refresh (and putting it back would undo the invalidation).
         let Some(current) = cache.inner.l1.get(&skey).filter(|_| cache.l1_trusted()) else {
@@ -375,7 +376,7 @@ impl Cache {
         let now = crate::l1::clock::now_ms();
         let seen = then.before(&self.inner.l1, skey);
         let hit = if self.l1_trusted() {
-            self.inner.l1.get_at(skey, now)
+            self.inner.l1.get_at_for(site.share(), skey, now)
         } else {
             None
         };
@@ -765,6 +766,7 @@ impl Cache {
     {
         // Before anything is read: a tag the body chooses counts its invalidations from here.
         let decision = Decision::new(self.inner.tag_log.position());
+        leader.land_in(options.call.site.and_then(Site::share));
         let plan = self.plan(&options, body.detachable());
         let tags: Vec<TagKeys> = options.tags.iter().map(|t| self.tag_keys(t)).collect();
         let mut target = Target {

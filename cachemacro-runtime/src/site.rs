@@ -26,6 +26,11 @@ pub struct Site {
     listed: AtomicBool,
     /// The function's id among the fronts of L1 (`l1::front`); 0 until its first one.
     front: AtomicU32,
+    /// `#[cached(l1_capacity = N)]`: the entries of the function's own share of L1; 0: it
+    /// uses the shared store.
+    l1_capacity: u64,
+    /// The id of that share (`l1::share`); 0 until its first load.
+    share: AtomicU32,
     l1_hits: Striped,
     l2_hits: Striped,
     joined: AtomicU64,
@@ -44,10 +49,18 @@ static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 impl Site {
     /// The site of the function `name` (its path: `my_app::users::get_user`).
     pub const fn new(name: &'static str) -> Self {
+        Self::with_l1_capacity(name, 0)
+    }
+
+    /// The site of the function `name` with a share of L1 of its own, of at most
+    /// `capacity` entries (`#[cached(l1_capacity = N)]`; 0: none, as [`new`](Self::new)).
+    pub const fn with_l1_capacity(name: &'static str, capacity: u64) -> Self {
         Self {
             name,
             listed: AtomicBool::new(false),
             front: AtomicU32::new(0),
+            l1_capacity: capacity,
+            share: AtomicU32::new(0),
             l1_hits: Striped::new(),
             l2_hits: Striped::new(),
             joined: AtomicU64::new(0),
@@ -81,6 +94,15 @@ impl Site {
         }
         #[cfg(feature = "metrics")]
         crate::metrics::start();
+    }
+
+    /// The function's own share of L1, if it has one (assigned on first use).
+    #[inline]
+    pub(crate) fn share(&self) -> Option<crate::l1::Share> {
+        if self.l1_capacity == 0 {
+            return None;
+        }
+        crate::l1::share::assign(&self.share, self.name, self.l1_capacity)
     }
 
     /// The function's front id, if it has one yet.
