@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::RedisServer;
+use crate::{RedisCluster, RedisServer};
 
 /// Waits for each worker to end (at most `bound` each), then reads and parses the history
 /// it wrote to its file; returns the histories and their texts, in order.
@@ -169,6 +169,15 @@ pub struct Findings {
 
 /// Every stale read; and the reads of other processes excused by the bus bound or an outage.
 pub fn check(histories: &[History]) -> Findings {
+    check_with(histories, true)
+}
+
+/// [`check`], excusing a reader's outages only when `outages` is true. Without that excuse,
+/// a process whose bus was down must still not serve what another process's Ok
+/// invalidation removed (it reads from Redis rather than from its memory then), unless it
+/// could not reach Redis at all; the cluster's fault mix never takes the whole cluster
+/// away.
+pub fn check_with(histories: &[History], outages: bool) -> Findings {
     let mut stale = Vec::new();
     let mut excused = 0;
     let mut slowest_propagation_us = 0;
@@ -192,7 +201,7 @@ pub fn check(histories: &[History]) -> Findings {
                             .outages
                             .iter()
                             .find(|(down, up)| *down <= window.1 && *up >= window.0);
-                        if missed.is_some_and(|(_, up)| read.start <= *up) {
+                        if outages && missed.is_some_and(|(_, up)| read.start <= *up) {
                             excuse = true;
                             continue;
                         }
@@ -289,6 +298,79 @@ pub async fn inject_faults(
         injected.push((began, fault));
         round += 1;
         tokio::time::sleep(Duration::from_millis(700 + 400 * (round % 3))).await;
+    }
+    injected
+}
+
+/// The cluster's fault mix, in turn, for `seconds` (blocking: run it on a thread of its
+/// own), after a warm-up; returns when each began and what it was. Slot migrations move the
+/// slot of a hot key (`row:1`) or of a tag's sets (`{row:2}`) to another primary, hold it
+/// open a second with half its keys on each side, and finish it; a killed primary is
+/// replaced by its replica and comes back as a replica; a paused primary stays paused below
+/// the node timeout (no failover); the bus's connections are cut on every node.
+pub fn inject_cluster_faults(mut cluster: RedisCluster, seconds: u64) -> Vec<(u64, &'static str)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    let mut injected = Vec::new();
+    let mut round = 0u64;
+    std::thread::sleep(Duration::from_millis(1500));
+    while std::time::Instant::now() + Duration::from_secs(4) < deadline {
+        let began = now_us();
+        let fault = match round % 5 {
+            0 | 3 => {
+                let key = if round % 5 == 0 {
+                    "history:c1:k:row:1"
+                } else {
+                    "row:2"
+                };
+                let slot = cluster.slot_of(key);
+                let from = cluster.primary_of(slot);
+                let to = cluster
+                    .primaries()
+                    .into_iter()
+                    .find(|&i| i != from)
+                    .expect("another primary");
+                cluster.begin_migration(slot, from, to);
+                cluster.migrate_keys(slot, from, to, 2);
+                std::thread::sleep(Duration::from_secs(1));
+                cluster.finish_migration(slot, from, to);
+                if round % 5 == 0 {
+                    "migrate the slot of a hot key"
+                } else {
+                    "migrate the slot of a tag's sets"
+                }
+            }
+            1 => {
+                let victim = cluster.primaries()[round as usize % 3];
+                let port = cluster.node(victim).port();
+                cluster.nodes()[victim].kill();
+                cluster.wait_failover(port);
+                cluster.nodes()[victim].start_again();
+                cluster.wait_ok();
+                "kill -9 a primary (its replica takes over)"
+            }
+            2 => {
+                let victim = cluster.primaries()[round as usize % 3];
+                cluster.node(victim).pause();
+                std::thread::sleep(Duration::from_millis(500));
+                cluster.node(victim).resume();
+                "SIGSTOP a primary for 0.5 s"
+            }
+            _ => {
+                for i in 0..cluster.urls().len() {
+                    if let Some(mut conn) = cluster.node(i).try_connection() {
+                        let _: redis::RedisResult<redis::Value> = redis::cmd("CLIENT")
+                            .arg("KILL")
+                            .arg("TYPE")
+                            .arg("pubsub")
+                            .query(&mut conn);
+                    }
+                }
+                "CLIENT KILL TYPE pubsub on every node"
+            }
+        };
+        injected.push((began, fault));
+        round += 1;
+        std::thread::sleep(Duration::from_millis(500));
     }
     injected
 }

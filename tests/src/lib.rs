@@ -683,9 +683,12 @@ impl RedisCluster {
         while self.migrate_keys(slot, from, to, 100) > 0 {}
         let to_id = self.node_id(to);
         let mut order = vec![to, from];
-        order.extend(
-            (0..self.nodes.len()).filter(|i| *i != to && *i != from && self.nodes[*i].is_running()),
-        );
+        order.extend((0..self.nodes.len()).filter(|i| {
+            *i != to
+                && *i != from
+                && self.nodes[*i].is_running()
+                && self.nodes[*i].info_field("role").as_deref() == Some("master")
+        }));
         for i in order {
             let _: () = redis::cmd("CLUSTER")
                 .arg("SETSLOT")

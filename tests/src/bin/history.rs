@@ -2,7 +2,9 @@
 //! instance with its own `Cache` that reads and writes a few hot keys at random, for a
 //! while, and records what it saw.
 //!
-//! Usage: `history <cache-redis-url> <db-redis-url> <worker-id> <seconds> <out-file>`.
+//! Usage: `history <cache-redis-url> <db-redis-url> <worker-id> <seconds> <out-file>`, where
+//! the cache's URL may be `cluster:<bus>:<node-url>,<node-url>...` (bus: `classic`,
+//! `sharded` or `both`) for a Redis Cluster.
 //!
 //! The source of truth is a separate redis-server (the "database", never faulted): row `k`
 //! is the counter `row:<k>`, incremented by every write. Reads go through `#[cached]`
@@ -226,9 +228,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         1 => cachemacro::Compression::Lz4,
         _ => cachemacro::Compression::None,
     };
-    let cache = cachemacro::Cache::builder()
-        .namespace("history")
-        .redis(cache_url)
+    let builder = cachemacro::Cache::builder().namespace("history");
+    // `cluster:<bus>:<url>,<url>...` (bus: classic, sharded or both) for a Redis Cluster.
+    let builder = match cache_url.strip_prefix("cluster:") {
+        Some(rest) => {
+            let (bus, urls) = rest.split_once(':').ok_or("cluster:<bus>:<urls>")?;
+            let urls: Vec<&str> = urls.split(',').collect();
+            builder.redis_cluster(&urls).bus_channels(match bus {
+                "sharded" => cachemacro::BusChannels::Sharded,
+                "both" => cachemacro::BusChannels::ClassicAndSharded,
+                _ => cachemacro::BusChannels::Classic,
+            })
+        }
+        None => builder.redis(cache_url),
+    };
+    let cache = builder
         .redis_timeout(Duration::from_millis(300))
         .bus_heartbeat(Duration::from_millis(200))
         .compression(compression)
