@@ -105,7 +105,8 @@ impl Cache {
     /// With Redis the version is shared by every instance, and this process keeps it in
     /// memory: reading it is a lookup, a bump elsewhere reaches it over the bus, and it is
     /// read again from Redis after [`version_refresh`](crate::CacheBuilder::version_refresh)
-    /// (and after the bus dropped). It never goes back, and it fails open: when Redis
+    /// (and after the bus dropped; and on every call while the bus is down but Redis is
+    /// not, when a bump could land unheard). It never goes back, and it fails open: when Redis
     /// cannot be read, the last known version is returned (0 if none), so a Redis fault
     /// does not fail the reads that use it. Only while instances of 0.1 may share the
     /// namespace ([`compat_0_1`](crate::CacheBuilder::compat_0_1), on by default in 0.2)
@@ -114,7 +115,9 @@ impl Cache {
     /// version may be stale.
     pub async fn version(&self, group: &str) -> Result<u64, Error> {
         let versions = &self.inner.versions;
-        if let Some(version) = versions.fresh(group) {
+        // While this instance cannot hear the bus but Redis takes bumps, what it knows may
+        // be behind another instance's bump: Redis is asked every time (as L1 is bypassed).
+        if let Some(version) = versions.fresh(group).filter(|_| self.l1_trusted()) {
             return Ok(version);
         }
         let Some(l2) = &self.inner.l2 else {

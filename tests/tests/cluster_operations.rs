@@ -501,3 +501,56 @@ async fn adding_a_primary_and_rebalancing_under_load_costs_no_invalidation_and_n
     );
     assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_sharded_bus_is_deaf_a_group_version_is_read_from_redis() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let build = |cluster: &RedisCluster| {
+        let urls = cluster.urls();
+        async move {
+            let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+            Cache::builder()
+                .namespace("ops")
+                .redis_cluster(&nodes)
+                .bus_channels(BusChannels::Sharded)
+                .redis_timeout(Duration::from_millis(500))
+                .version_refresh(Duration::from_secs(30))
+                .compat_0_1(false)
+                .build()
+                .await
+                .expect("the cluster cache builds")
+        }
+    };
+    let a = build(&cluster).await;
+    let b = build(&cluster).await;
+    assert!(
+        eventually(Duration::from_secs(20), || a.bus_connected()
+            && b.bus_connected())
+        .await
+    );
+    let victim = cluster.primaries()[0];
+    let group = (0..)
+        .map(|i| format!("catalog{i}"))
+        .find(|g| cluster.primary_of(cluster.slot_of(&format!("ops:c1:v:{g}"))) != victim)
+        .unwrap();
+    let before = b.version(&group).await.unwrap();
+
+    cluster.nodes()[victim].kill();
+    assert!(eventually(Duration::from_secs(5), || !b.bus_connected()).await);
+    // B reads the version again while deaf (the drop made it doubt what it knew).
+    assert_eq!(b.version(&group).await.unwrap(), before);
+    // The bump's message may go to a dead channel (an error, the counter moved all the
+    // same): bump until one returns Ok.
+    let bumped = loop {
+        if let Ok(version) = a.bump_version(&group).await {
+            break version;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(bumped > before);
+    assert!(
+        b.version(&group).await.unwrap() >= bumped,
+        "B, deaf to the bus, does not keep the version it knew"
+    );
+    assert!(!b.bus_connected(), "the check ran while B's bus was down");
+}
