@@ -554,3 +554,72 @@ async fn while_the_sharded_bus_is_deaf_a_group_version_is_read_from_redis() {
     );
     assert!(!b.bus_connected(), "the check ran while B's bus was down");
 }
+
+/// A removal made while the replica of the key's primary is cut off, then a failover to
+/// that replica: with Redis's defaults, or with `min-replicas-to-write 1` and
+/// `min-replicas-max-lag 1` on the primaries. Returns whether the removal returned Ok, and
+/// what a read after the failover returned (1: the removed value, 2: the new one).
+async fn removal_before_a_failover_to_a_lagging_replica(refuse_unreplicated: bool) -> (bool, u64) {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let (a, b) = two_instances(&cluster, BusChannels::Classic).await;
+    let id = 4242;
+    ROWS.lock().unwrap().insert(1_000_000 + id, 1);
+    assert_eq!(on(&a, spread(id)).await, 1);
+    let primary = cluster.primary_of(cluster.slot_of(&format!("ops:c1:k:spread:{id}")));
+    let port = cluster.node(primary).port();
+    let replica = (0..cluster.urls().len())
+        .find(|&i| cluster.node(i).info_field("master_port").as_deref() == Some(&port.to_string()))
+        .expect("the primary's replica");
+    // The value is on the replica before it stops.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if refuse_unreplicated {
+        cluster
+            .node(primary)
+            .config_set("min-replicas-to-write", "1");
+        cluster
+            .node(primary)
+            .config_set("min-replicas-max-lag", "1");
+    }
+    // The replica stops, and the primary drops its link to it (what a network partition
+    // between the two does): what the primary takes from now on does not reach it.
+    cluster.node(replica).pause();
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut cluster.node(primary).connection())
+        .expect("CLIENT KILL TYPE replica");
+    ROWS.lock().unwrap().insert(1_000_000 + id, 2);
+    let removed = on(&a, spread::remove_cached(id)).await.is_ok();
+    cluster.nodes()[primary].kill();
+    cluster.node(replica).resume();
+    cluster.wait_failover(port);
+    if !removed {
+        // The caller was told; it retries, as the error says.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while on(&a, spread::remove_cached(id)).await.is_err() {
+            assert!(Instant::now() < deadline, "the retried removal succeeds");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let read = on(&b, spread(id)).await;
+    (removed, read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_lagging_replica_loses_an_ok_removal_unless_the_primary_refuses_unreplicated_writes(
+) {
+    let (removed, read) = removal_before_a_failover_to_a_lagging_replica(false).await;
+    eprintln!("Redis's defaults: the removal returned Ok: {removed}; after the failover, read version {read}");
+    assert!(
+        removed && read == 1,
+        "as the README states: asynchronous replication loses the tombstone, the removed value is read again"
+    );
+    let (removed, read) = removal_before_a_failover_to_a_lagging_replica(true).await;
+    eprintln!("min-replicas-to-write 1: the removal returned Ok: {removed}; after the failover and a retry, read version {read}");
+    assert!(
+        !removed,
+        "the primary refused the unreplicated tombstone: the caller got an error"
+    );
+    assert_eq!(read, 2, "the retried removal holds after the failover");
+}
