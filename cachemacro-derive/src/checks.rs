@@ -62,7 +62,7 @@ pub(crate) fn left_out(param: &Param) -> TokenStream {
         "parameter `{name}` is left out of the cache key, though its type `{{T}}` is data (`serde::Serialize`): list it in `ignore = [{name}]`, or make it part of the key"
     );
     let data_note = format!(
-        "calls that differ only in `{name}` would share one cache entry; `ignore = [{name}]` says the result does not depend on it. To key on it, add `<{name}>` (or `<{name}.field>`) to the key template: what it names must be a `KeyPart` (`#[derive(cachemacro::KeyPart)]` on a type of your own)"
+        "calls that differ only in `{name}` would share one cache entry; `ignore = [{name}]` says the result does not depend on it. To key on it, add `<{name}>` (or `<{name}.field>`) to the key template: a `Serialize` value is written by its serialized fields"
     );
 
     let key_part = Ident::new(&format!("{name}_can_be_part_of_the_key"), span);
@@ -112,12 +112,12 @@ pub(crate) fn left_out(param: &Param) -> TokenStream {
 }
 
 /// Fails when `param` of a function without key template (so part of its key) has a type
-/// that cannot be part of a key.
+/// that cannot be part of a key: neither a `KeyPart` nor `Serialize`.
 pub(crate) fn in_default_key(param: &Param) -> TokenStream {
     let name = param.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let message =
-        format!("parameter `{name}` cannot be part of the cache key: `{{T}}` is not a `KeyPart`");
+        format!("parameter `{name}` cannot be part of the cache key: `{{T}}` is neither `serde::Serialize` nor a `KeyPart`");
     let label = format!("`{name}` is part of the key");
     let note = format!(
         "without a `key` template every parameter is part of the key; add `ignore = [{name}]` if the result does not depend on `{name}`, or write a `key` template with the parameters that matter, such as `key = \"user:<id>\"`"
@@ -163,10 +163,10 @@ fn verdict_check(
             struct #no;
             #[diagnostic::do_not_recommend]
             impl<T: ?Sized> #check<T> for #yes {}
-            use ::cachemacro::__private::check::{IsKeyPart as _, NotKeyPart as _};
+            use ::cachemacro::__private::check::{IsKeyPart as _, IsSerialize as _, NotKeyPart as _};
             #check::__cachemacro_check(
                 &#ident,
-                (&::cachemacro::__private::check::Param(&#ident)).__cachemacro_verdict(#yes, #no),
+                (&&&::cachemacro::__private::check::Param(&#ident)).__cachemacro_verdict(#yes, #no),
             );
         }
     }

@@ -207,8 +207,8 @@ impl KeyCode {
                 __cachemacro_out.push(':');
                 {
                     #[allow(unused_imports)]
-                    use ::cachemacro::__private::check::{IsKeyPart as _, NotKeyPart as _};
-                    (&::cachemacro::__private::check::Param(&#ident)).__cachemacro_write(__cachemacro_out);
+                    use ::cachemacro::__private::check::{IsKeyPart as _, IsSerialize as _, NotKeyPart as _};
+                    (&&&::cachemacro::__private::check::Param(&#ident)).__cachemacro_write(__cachemacro_out);
                 }
             });
         }
@@ -274,8 +274,19 @@ fn write_part(expr: TokenStream, span: Span) -> TokenStream {
     // The writer's buffer resolved where it is defined: a template from a `macro_rules!`
     // carries the hygiene of the macro's caller, not the attribute's.
     let out = Ident::new("__cachemacro_out", span.resolved_at(Span::call_site()));
+    // Its `KeyPart` when it has one, else its `Serialize` text, else a compile error
+    // (`__private::part`).
     quote_spanned! {span=>
-        ::cachemacro::__private::KeyPart::write_key_part(&#expr, #out);
+        ::cachemacro::__private::KeyPart::write_key_part(
+            &{
+                #[allow(unused_imports)]
+                use ::cachemacro::__private::part::{BySerde as _, ItsOwn as _, Neither as _};
+                let __cachemacro_part = (&&&::cachemacro::__private::part::Part(&#expr)).__cachemacro_part();
+                ::cachemacro::__private::part::IsKeyPart::__cachemacro_check(&#expr, &__cachemacro_part);
+                __cachemacro_part
+            },
+            #out,
+        );
     }
 }
 
@@ -475,8 +486,8 @@ fn front_tokens(model: &Model) -> (TokenStream, TokenStream) {
     let parts = values.iter().map(|value| {
         quote! {{
             #[allow(unused_imports)]
-            use ::cachemacro::__private::front::{PartText as _, PartTyped as _};
-            (&::cachemacro::__private::front::PartProbe(#value)).__cachemacro_part()
+            use ::cachemacro::__private::front::{PartNone as _, PartSerialized as _, PartText as _, PartTyped as _};
+            (&&&&::cachemacro::__private::front::PartProbe(#value)).__cachemacro_part()
         }}
     });
     (

@@ -651,7 +651,7 @@ fn check_opaque_left_out(func: &ItemFn, params: &[Param], left_out: &[usize], er
         errors.spanned(
             quote::quote!(#ident: #ty),
             format!(
-                "parameter `{name}` is left out of the cache key, and {what}, which may be data the result depends on: add `<{name}>` to the key template (its type must then be a `KeyPart`), or list it in `ignore = [{name}]`"
+                "parameter `{name}` is left out of the cache key, and {what}, which may be data the result depends on: add `<{name}>` to the key template (its type must then be `serde::Serialize` or a `KeyPart`), or list it in `ignore = [{name}]`"
             ),
         );
     }

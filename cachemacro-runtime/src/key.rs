@@ -18,15 +18,15 @@
 //! | `&T`, `&mut T`, `Box<T>`, `Arc<T>`, `Rc<T>`, `Cow<T>` | the encoding of `T` |
 //! | `#[derive(KeyPart)]` struct | one field: that field's encoding; several: `(a,b)`; none: `()` |
 //! | `#[derive(KeyPart)]` enum | the variant's name, then its fields as a tuple when it has any: `Active`, `Id(42)`, `Range(1,9)` |
+//! | `f32`, `f64` | the shortest decimal that reads back the same (`0.1`, `1e300`, `-0.0`); every NaN is `NaN`, the infinities `inf` and `-inf` |
+//! | `HashSet`, `BTreeSet`, `HashMap`, `BTreeMap` | the elements (`(key,value)` pairs) as a sequence, in sorted order |
 //! | `uuid::Uuid` (feature `uuid`) | hyphenated, lower case |
 //! | `chrono` and `time` dates and times (features `chrono`, `time`) | ISO 8601 text, escaped: `2024-05-17T13%3A05%3A00Z` (see below) |
+//! | a placeholder of any other `serde::Serialize` type | its serialized data, through [`write_serialized`]: `(status='open',page=2)` (see below) |
 //!
 //! Text stays readable (`alice@example.com` is written as is) while the characters that
 //! separate key parts (`:` `|` `,` brackets), glob characters (`*` `?`) and white space are
 //! escaped, so a namespace purge by pattern never matches by accident.
-//!
-//! Floating-point numbers are deliberately not key parts (`0.1 + 0.2`, `-0.0` and `NaN` make
-//! surprising keys); convert them explicitly, or implement [`KeyPart`] for a newtype.
 //!
 //! ## Why the encoding is injective, nested to any depth
 //!
@@ -69,6 +69,18 @@
 //! layout instead would have made every key of every service a miss during the deploy, and
 //! doubled what Redis holds until the old entries expire, to fix a value that is rare.
 //!
+//! ## `Serialize` types
+//!
+//! A placeholder (or a parameter of a key without template) whose type is not a
+//! [`KeyPart`] but is `serde::Serialize` (a query struct, an enum, `SmartString`, a newtype
+//! around `uuid` 0.8's `Uuid`) is written by [`write_serialized`], which describes the text.
+//! A type that is both is written by its `KeyPart`, so the keys of the types above never
+//! change. The text follows the serialized data: it is the same in every process and build,
+//! and two values share it only when they serialize to the same data (a struct's or enum's
+//! type name, and a map's entry order, are not part of it). So the key of a value changes
+//! when its serialization does: renaming a field or a variant, a `#[serde(...)]` attribute
+//! that changes what is written, a field added, or `#[derive(KeyPart)]` added to the type.
+//!
 //! ## Dates and times
 //!
 //! `chrono`'s `NaiveDate`, `NaiveTime`, `NaiveDateTime` and `DateTime<Tz>`, and `time`'s
@@ -104,8 +116,11 @@
 //! of (scope, key) can collide with another, whatever the names.
 
 mod foreign;
+mod serialized;
 #[doc(hidden)]
 pub mod typed;
+
+pub use serialized::write_serialized;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -124,13 +139,16 @@ pub const LAYOUT_VERSION: &str = "c1";
 
 /// A value that can be part of a cache key.
 ///
-/// Implemented for integers, `bool`, `char`, strings, `Option`, slices, `Vec`, arrays and
-/// tuples of key parts, references and smart pointers to them, and (behind the cargo
-/// features of the same names) `uuid::Uuid` and the date and time types of `chrono` and
-/// `time`. The encoding of each is described in the [module documentation](self).
+/// Implemented for integers, floats, `bool`, `char`, strings, `Option`, slices, `Vec`,
+/// arrays, tuples, sets and maps of key parts, references and smart pointers to them, and
+/// (behind the cargo features of the same names) `uuid::Uuid` and the date and time types
+/// of `chrono` and `time`. The encoding of each is described in the [module
+/// documentation](self).
 ///
-/// For your own structs and enums, derive it: the derived encoding is injective like the
-/// rest (a one-field struct writes its field, so `UserId(42)` is `42`).
+/// A placeholder need not be a `KeyPart`: any `serde::Serialize` type is written through
+/// [`write_serialized`]. For your own structs and enums, deriving `KeyPart` instead gives
+/// shorter keys (a one-field struct writes its field, so `UserId(42)` is `42`), injective
+/// like the rest.
 ///
 /// ```
 /// use cachemacro::KeyPart;

@@ -48,8 +48,10 @@ pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {
 /// as [`ShareProbe`] does).
 ///
 /// Each value is first taken as itself when its type is a `TypedKey` (integers, strings...)
-/// and as its key text otherwise: `(&PartProbe(&a)).__cachemacro_part()` is
-/// [`ByValue`](front::ByValue) or [`ByKeyText`](front::ByKeyText). Then
+/// and as its key text otherwise (a `KeyPart`'s, or a `Serialize` type's):
+/// `(&&&&PartProbe(&a)).__cachemacro_part()` is [`ByValue`](front::ByValue) or
+/// [`ByKeyText`](front::ByKeyText) ([`NoPart`](front::NoPart) for a value that cannot be
+/// part of a key, whose own check fails). Then
 /// `(&KeyProbe(&(a, b))).__cachemacro_front()` is [`ByArgs`](front::ByArgs) when the tuple
 /// is a `TypedKey` (up to 8 values, each a key part), else [`ByText`](front::ByText).
 pub mod front {
@@ -63,33 +65,72 @@ pub mod front {
     /// A value compared and hashed as itself.
     pub struct ByValue<'a, T: ?Sized>(&'a T);
 
-    /// A value compared and hashed as the text its `KeyPart` writes (a derived `KeyPart`,
-    /// a date): its text is all that tells two values apart in the key.
-    pub struct ByKeyText<'a, T: ?Sized>(&'a T);
+    /// A value compared and hashed as the text it writes in the key (a derived `KeyPart`,
+    /// a date, a `Serialize` type): its text is all that tells two values apart in the key.
+    pub struct ByKeyText<'a, T: ?Sized> {
+        value: &'a T,
+        write: fn(&T, &mut String),
+    }
+
+    /// A value that cannot be part of a key: the function has no typed front (and the
+    /// key's own check fails to compile).
+    pub struct NoPart;
+
+    // Four verdicts: autoderef specialization, as `check`'s ladder. The call is
+    // `(&&&&PartProbe(value)).__cachemacro_part()`, looked up on `&&&PartProbe` (a
+    // `TypedKey`), `&&PartProbe` (a `KeyPart`), `&PartProbe` (`Serialize`), `PartProbe`.
 
     /// The value is a `TypedKey`.
     pub trait PartTyped<'a, T: ?Sized> {
         /// [`ByValue`].
         fn __cachemacro_part(&self) -> ByValue<'a, T>;
     }
-    impl<'a, T: TypedKey + ?Sized> PartTyped<'a, T> for PartProbe<'a, T> {
+    impl<'a, T: TypedKey + ?Sized> PartTyped<'a, T> for &&&PartProbe<'a, T> {
         #[inline]
         fn __cachemacro_part(&self) -> ByValue<'a, T> {
             ByValue(self.0)
         }
     }
 
-    /// It is not.
+    /// It is a `KeyPart`.
     pub trait PartText<'a, T: ?Sized> {
-        /// [`ByKeyText`].
+        /// [`ByKeyText`], through `KeyPart`.
         fn __cachemacro_part(&self) -> ByKeyText<'a, T>;
     }
-    impl<'a, T: ?Sized> PartText<'a, T> for &PartProbe<'a, T> {
+    impl<'a, T: KeyPart + ?Sized> PartText<'a, T> for &&PartProbe<'a, T> {
         #[inline]
         fn __cachemacro_part(&self) -> ByKeyText<'a, T> {
-            ByKeyText(self.0)
+            ByKeyText {
+                value: self.0,
+                write: T::write_key_part,
+            }
         }
     }
+
+    /// It is `Serialize`.
+    pub trait PartSerialized<'a, T: ?Sized> {
+        /// [`ByKeyText`], through `write_serialized`.
+        fn __cachemacro_part(&self) -> ByKeyText<'a, T>;
+    }
+    impl<'a, T: serde::Serialize + ?Sized> PartSerialized<'a, T> for &PartProbe<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> ByKeyText<'a, T> {
+            ByKeyText {
+                value: self.0,
+                write: crate::key::write_serialized::<T>,
+            }
+        }
+    }
+
+    /// It is none of these.
+    pub trait PartNone {
+        /// [`NoPart`].
+        #[inline]
+        fn __cachemacro_part(&self) -> NoPart {
+            NoPart
+        }
+    }
+    impl<T: ?Sized> PartNone for PartProbe<'_, T> {}
 
     impl<T: TypedKey + ?Sized> TypedKey for ByValue<'_, T> {
         type Owned = T::Owned;
@@ -107,7 +148,7 @@ pub mod front {
         }
     }
 
-    impl<T: KeyPart + ?Sized> ByKeyText<'_, T> {
+    impl<T: ?Sized> ByKeyText<'_, T> {
         /// Runs `f` on the value's key text, written into a reused per-thread buffer (a
         /// fresh one when the buffer is in use: a `KeyPart` that looks up a cache itself).
         #[inline]
@@ -120,7 +161,7 @@ pub mod front {
                 .try_with(|cell| {
                     let mut text = cell.try_borrow_mut().ok()?;
                     text.clear();
-                    self.0.write_key_part(&mut text);
+                    (self.write)(self.value, &mut text);
                     Some((f.take()?)(&text))
                 })
                 .ok()
@@ -129,7 +170,7 @@ pub mod front {
                 (Some(r), _) => r,
                 (None, Some(f)) => {
                     let mut text = String::new();
-                    self.0.write_key_part(&mut text);
+                    (self.write)(self.value, &mut text);
                     f(&text)
                 }
                 (None, None) => unreachable!("the closure runs at most once"),
@@ -137,11 +178,11 @@ pub mod front {
         }
     }
 
-    impl<T: KeyPart + ?Sized> TypedKey for ByKeyText<'_, T> {
+    impl<T: ?Sized> TypedKey for ByKeyText<'_, T> {
         type Owned = String;
         fn to_owned_key(&self) -> String {
             let mut text = String::new();
-            self.0.write_key_part(&mut text);
+            (self.write)(self.value, &mut text);
             text
         }
         #[inline]
@@ -238,16 +279,38 @@ pub mod front {
         #[test]
         fn a_value_taken_as_its_key_text_hashes_and_compares_as_its_stored_text() {
             let value = vec!["a:b".to_owned(), String::new()];
-            let part = ByKeyText(&value);
+            let part = ByKeyText {
+                value: &value,
+                write: <Vec<String> as KeyPart>::write_key_part,
+            };
             let owned = part.to_owned_key();
             assert_eq!(owned, "[a%3Ab,]");
             assert!(part.matches(&owned));
-            assert!(!ByKeyText(&vec!["a:b".to_owned()]).matches(&owned));
+            let other = vec!["a:b".to_owned()];
+            let other = ByKeyText {
+                value: &other,
+                write: <Vec<String> as KeyPart>::write_key_part,
+            };
+            assert!(!other.matches(&owned));
             let mut borrowed = Fixed::default().build_hasher();
             part.hash_key(&mut borrowed);
             let mut stored = Fixed::default().build_hasher();
             owned.hash_owned(&mut stored);
             assert_eq!(borrowed.finish(), stored.finish());
+        }
+
+        #[test]
+        fn a_serialize_value_is_taken_as_its_serialized_text() {
+            #[derive(serde::Serialize)]
+            struct Filter {
+                page: u8,
+            }
+            let filter = Filter { page: 2 };
+            // As the generated code calls it: the ladder needs every `&`.
+            #[allow(clippy::needless_borrow)]
+            let part = (&&&&PartProbe(&filter)).__cachemacro_part();
+            assert_eq!(part.to_owned_key(), "(page=2)");
+            assert!(part.matches(&"(page=2)".to_owned()));
         }
     }
 }
@@ -806,12 +869,105 @@ pub mod select {
     }
 }
 
+/// A placeholder's value as a key part: itself when its type is a `KeyPart`, else its
+/// `Serialize` text, else nothing, and a compile error (autoderef specialization, as
+/// `check`'s ladder: `(&&&Part(&value)).__cachemacro_part()` is looked up on `&&Part`,
+/// `&Part`, then `Part`). The generated code then calls
+/// `IsKeyPart::__cachemacro_check(&value, &part)`, which fails for [`NotAKeyPart`](part::NotAKeyPart)
+/// with a message naming the value's type.
+pub mod part {
+    use super::*;
+
+    /// A placeholder's value.
+    pub struct Part<'a, T: ?Sized>(pub &'a T);
+
+    /// The value's type is a `KeyPart`.
+    pub trait ItsOwn<'a, T: ?Sized> {
+        /// The value itself.
+        fn __cachemacro_part(&self) -> &'a T;
+    }
+    impl<'a, T: KeyPart + ?Sized> ItsOwn<'a, T> for &&Part<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> &'a T {
+            self.0
+        }
+    }
+
+    /// It is `Serialize`.
+    pub trait BySerde<'a, T: ?Sized> {
+        /// The value, written through [`write_serialized`](crate::key::write_serialized).
+        fn __cachemacro_part(&self) -> Serialized<'a, T>;
+    }
+    impl<'a, T: serde::Serialize + ?Sized> BySerde<'a, T> for &Part<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> Serialized<'a, T> {
+            Serialized(self.0)
+        }
+    }
+
+    /// It is neither.
+    pub trait Neither<'a, T: ?Sized> {
+        /// A stand-in that writes nothing: the generated check fails to compile.
+        fn __cachemacro_part(&self) -> NotAKeyPart<'a, T>;
+    }
+    impl<'a, T: ?Sized> Neither<'a, T> for Part<'a, T> {
+        #[inline]
+        fn __cachemacro_part(&self) -> NotAKeyPart<'a, T> {
+            NotAKeyPart(self.0)
+        }
+    }
+
+    /// A `Serialize` value as a key part.
+    pub struct Serialized<'a, T: ?Sized>(&'a T);
+
+    impl<T: serde::Serialize + ?Sized> KeyPart for Serialized<'_, T> {
+        #[inline]
+        fn write_key_part(&self, out: &mut String) {
+            crate::key::write_serialized(self.0, out);
+        }
+    }
+
+    /// A value that is neither a `KeyPart` nor `Serialize`: writes nothing, and fails
+    /// [`IsKeyPart`].
+    pub struct NotAKeyPart<'a, T: ?Sized>(&'a T);
+
+    impl<T: ?Sized> KeyPart for NotAKeyPart<'_, T> {
+        #[inline]
+        fn write_key_part(&self, _out: &mut String) {}
+    }
+
+    /// The check that a placeholder's value found a way into the key. `T`, the value's
+    /// type, is a parameter so that the message can name it.
+    #[diagnostic::on_unimplemented(
+        message = "`{T}` cannot be part of a cache key",
+        label = "this value is used in a cache key, but `{T}` is neither `serde::Serialize` nor a `KeyPart`",
+        note = "a placeholder takes any `serde::Serialize` type, and the key parts (integers, floats, bool, char, strings, and Option, Vec, tuples, sets and maps of these); add `#[derive(serde::Serialize)]` (or `#[derive(cachemacro::KeyPart)]`) to your own type, name one of its fields in the template (`<param.field>`), or keep this value out of the key"
+    )]
+    pub trait IsKeyPart<T: ?Sized> {
+        /// Compiles when the part is a key part. The value comes first, so that its type is
+        /// known when the compiler reports the missing impl (else the message shows `_`).
+        #[inline]
+        fn __cachemacro_check(_value: &T, _part: &Self) {}
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: ?Sized> IsKeyPart<T> for &T {}
+
+    #[diagnostic::do_not_recommend]
+    impl<T: ?Sized> IsKeyPart<T> for Serialized<'_, T> {}
+}
+
 /// The checks on parameters: can a parameter's type be part of a key?
 pub mod check {
     use super::*;
 
     /// A parameter's value.
     pub struct Param<'a, T: ?Sized>(pub &'a T);
+
+    // A parameter of a key without template is written by its `KeyPart`, else through
+    // `Serialize`, else not at all (and the generated check fails): three verdicts, so the
+    // call is `(&&&Param(&value))`, looked up on `&&Param`, `&Param`, then `Param` (see the
+    // ladder below).
 
     /// The parameter's type is a key part.
     pub trait IsKeyPart {
@@ -822,14 +978,30 @@ pub mod check {
         /// Writes the value (a key without template).
         fn __cachemacro_write(&self, out: &mut String);
     }
-    impl<T: KeyPart + ?Sized> IsKeyPart for Param<'_, T> {
+    impl<T: KeyPart + ?Sized> IsKeyPart for &&Param<'_, T> {
         #[inline]
         fn __cachemacro_write(&self, out: &mut String) {
             self.0.write_key_part(out);
         }
     }
 
-    /// The parameter's type is not a key part.
+    /// The parameter's type is `Serialize`, not a key part.
+    pub trait IsSerialize {
+        /// `yes`.
+        fn __cachemacro_verdict<Y, N>(&self, yes: Y, _no: N) -> Y {
+            yes
+        }
+        /// Writes the value's `Serialize` text (a key without template).
+        fn __cachemacro_write(&self, out: &mut String);
+    }
+    impl<T: serde::Serialize + ?Sized> IsSerialize for &Param<'_, T> {
+        #[inline]
+        fn __cachemacro_write(&self, out: &mut String) {
+            crate::key::write_serialized(self.0, out);
+        }
+    }
+
+    /// The parameter's type is neither.
     pub trait NotKeyPart {
         /// `no`.
         fn __cachemacro_verdict<Y, N>(&self, _yes: Y, no: N) -> N {
@@ -838,7 +1010,7 @@ pub mod check {
         /// Writes nothing: the generated check has already failed to compile.
         fn __cachemacro_write(&self, _out: &mut String) {}
     }
-    impl<T: ?Sized> NotKeyPart for &Param<'_, T> {}
+    impl<T: ?Sized> NotKeyPart for Param<'_, T> {}
 
     // A parameter left out of a key template is data or a handle. Three verdicts need one
     // more level than autoref gives, so this ladder is autoderef specialization: the call is

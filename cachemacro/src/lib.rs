@@ -58,8 +58,8 @@
 //!
 //! Compile errors point at the mistake: a placeholder that names no parameter, an empty or
 //! unterminated placeholder, two placeholders with no separator between them, a parameter
-//! whose type is not a [`KeyPart`], and **a parameter left out of the key although it
-//! could be part of it**:
+//! whose type is neither a [`KeyPart`] nor `serde::Serialize`, and **a parameter left out
+//! of the key although it could be part of it**:
 //!
 //! ```compile_fail
 //! # use cachemacro::cached;
@@ -173,6 +173,32 @@
 //!
 //! ```toml
 //! cachemacro = { version = "0.2", features = ["uuid", "chrono"] }
+//! ```
+//!
+//! Any other `serde::Serialize` type is a placeholder too, written by its serialized data
+//! ([`key::write_serialized`]): a query struct, `SmartString`, a newtype around another
+//! crate's id. Its key changes when its serialization does (a field or variant renamed or
+//! added, a `#[serde]` attribute):
+//!
+//! ```
+//! use cachemacro::cached;
+//!
+//! #[derive(serde::Serialize)]
+//! pub struct Filter { status: Status, page: u32 }
+//!
+//! #[derive(serde::Serialize)]
+//! pub enum Status { Open, Closed }
+//!
+//! #[cached(key = "issues:<filter>")]
+//! async fn issues(filter: Filter) -> Vec<u64> {
+//!     # vec![]
+//! }
+//! # fn main() {
+//! assert_eq!(
+//!     issues::key(Filter { status: Status::Open, page: 2 }),
+//!     "issues:(status=Open,page=2)"
+//! );
+//! # }
 //! ```
 //!
 //! ## The cache

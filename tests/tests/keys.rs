@@ -915,3 +915,437 @@ async fn float_and_set_parameters_are_part_of_the_key() {
     assert_eq!(PRICED_RUNS.load(Ordering::SeqCst), 2, "another amount");
     assert_eq!(priced::key(0.3, set(&["b", "a"])), "priced:0.3:[a,b]");
 }
+
+// Any `Serialize` type as a placeholder: what a user brings whose type is not a key part (a
+// query struct, an enum, a newtype around a foreign id such as `uuid` 0.8's).
+
+#[derive(Clone, Copy, Debug, Serialize)]
+enum Status {
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct SearchFilter {
+    status: Status,
+    tags: BTreeSet<String>,
+    page: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+}
+
+static SEARCH_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "search:<filter>", cache = &*CACHE)]
+async fn search(filter: SearchFilter) -> u32 {
+    SEARCH_RUNS.fetch_add(1, Ordering::SeqCst);
+    filter.page
+}
+
+fn filter(status: Status, tags: &[&str], page: u32, owner: Option<&str>) -> SearchFilter {
+    SearchFilter {
+        status,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        page,
+        owner: owner.map(String::from),
+    }
+}
+
+#[tokio::test]
+async fn a_serialize_struct_is_part_of_the_key() {
+    let open = filter(Status::Open, &["b", "a"], 2, None);
+    assert_eq!(search(open.clone()).await, 2);
+    assert_eq!(search(filter(Status::Open, &["a", "b"], 2, None)).await, 2);
+    assert_eq!(
+        SEARCH_RUNS.load(Ordering::SeqCst),
+        1,
+        "an equal filter is a hit"
+    );
+    search(filter(Status::Closed, &["a", "b"], 2, None)).await;
+    search(filter(Status::Open, &["a"], 2, None)).await;
+    search(filter(Status::Open, &["a", "b"], 3, None)).await;
+    search(filter(Status::Open, &["a", "b"], 2, Some("ada"))).await;
+    assert_eq!(
+        SEARCH_RUNS.load(Ordering::SeqCst),
+        5,
+        "every field is in the key"
+    );
+    assert_eq!(
+        search::key(open),
+        "search:(status=Open,tags=['a','b'],page=2)",
+        "the key text is part of the stored format: it must not change"
+    );
+}
+
+/// A foreign id that is `Serialize` but no key part, as `uuid` 0.8's `Uuid` is beside
+/// cachemacro's `uuid` 1 feature: it serializes as hyphenated text.
+#[derive(Clone, Copy, Debug)]
+struct LegacyUuid(u128);
+
+impl Serialize for LegacyUuid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let hex = format!("{:032x}", self.0);
+        let text = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        serializer.serialize_str(&text)
+    }
+}
+
+/// The application's newtype around it.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct OrderId(LegacyUuid);
+
+static ORDER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "order:<id>:<status>", cache = &*CACHE)]
+async fn order(id: OrderId, status: Status) -> u128 {
+    ORDER_RUNS.fetch_add(1, Ordering::SeqCst);
+    id.0 .0
+}
+
+#[tokio::test]
+async fn a_newtype_around_a_foreign_id_and_an_enum_are_part_of_the_key() {
+    let id = OrderId(LegacyUuid(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8));
+    assert_eq!(
+        order::key(id, Status::Open),
+        "order:'67e55044-10b1-426f-9247-bb680e5fe0c8':Open"
+    );
+    assert_eq!(order(id, Status::Open).await, id.0 .0);
+    assert_eq!(order(id, Status::Open).await, id.0 .0);
+    order(id, Status::Closed).await;
+    order(OrderId(LegacyUuid(1)), Status::Open).await;
+    assert_eq!(ORDER_RUNS.load(Ordering::SeqCst), 3);
+    order::remove_cached(id, Status::Open).await.unwrap();
+    order(id, Status::Open).await;
+    assert_eq!(
+        ORDER_RUNS.load(Ordering::SeqCst),
+        4,
+        "the companion reaches it"
+    );
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Query {
+    tenant: String,
+    status: Status,
+}
+
+#[cached(key = "{q.tenant}:count:<q.status>", cache = &*CACHE)]
+async fn count(q: &Query) -> u32 {
+    q.tenant.len() as u32
+}
+
+#[cached(cache = &*CACHE)]
+async fn without_template(q: &Query, statuses: Vec<Status>) -> usize {
+    statuses.len() + q.tenant.len()
+}
+
+#[test]
+fn serialize_fields_and_parameters_of_a_key_without_template_are_key_parts() {
+    let q = Query {
+        tenant: "acme".into(),
+        status: Status::Closed,
+    };
+    assert_eq!(count::key(&q), "acme:count:Closed");
+    assert_eq!(
+        without_template::key(&q, vec![Status::Open, Status::Closed]),
+        "keys::without_template:(tenant='acme',status=Closed):[Open,Closed]"
+    );
+}
+
+#[test]
+fn serialize_types_write_the_same_text_in_every_build() {
+    // The encoding of each kind of serde data, written out: a change to one of these lines
+    // is a change of every key that holds such a value.
+    #[derive(Serialize)]
+    enum Kinds {
+        Unit,
+        Newtype(i8),
+        Tuple(u8, char),
+        Struct {
+            a: Option<bool>,
+            b: Option<()>,
+        },
+        #[serde(rename = "2x")]
+        Renamed,
+    }
+    #[derive(Serialize)]
+    struct Empty {}
+    #[derive(Serialize)]
+    struct UnitStruct;
+    let text = |value: &dyn erased::Value| value.text();
+    assert_eq!(text(&Kinds::Unit), "Unit");
+    assert_eq!(text(&Kinds::Newtype(-1)), "Newtype(-1)");
+    assert_eq!(text(&Kinds::Tuple(1, ':')), "Tuple(1,'%3A')");
+    assert_eq!(
+        text(&Kinds::Struct {
+            a: Some(true),
+            b: None
+        }),
+        "Struct(a=~true,b=~)"
+    );
+    assert_eq!(text(&Kinds::Renamed), "$2x");
+    assert_eq!(text(&Empty {}), "(=)");
+    assert_eq!(text(&UnitStruct), "()");
+    assert_eq!(text(&"it's a:b"), "'it%27s%20a%3Ab'");
+    assert_eq!(text(&vec![0.5f64, f64::NAN]), "[0.5,NaN]");
+    assert_eq!(text(&(1u8, None::<u8>, Some(Some(2u8)))), "(1,~,~~2)");
+    assert_eq!(
+        text(&HashMap::from([("b", 2), ("a", 1)])),
+        "['a'=1,'b'=2]",
+        "a map's entries in sorted order"
+    );
+    assert_eq!(text(&BTreeMap::<u8, u8>::new()), "[=]");
+}
+
+/// `write_serialized` on values of different types, for the table above.
+mod erased {
+    pub trait Value {
+        fn text(&self) -> String;
+    }
+    impl<T: serde::Serialize> Value for T {
+        fn text(&self) -> String {
+            let mut out = String::new();
+            cachemacro::key::write_serialized(self, &mut out);
+            out
+        }
+    }
+}
+
+// The injectivity search, through `Serialize`: every kind of serde data (unit, newtype,
+// tuple and struct variants; renamed variants that look like a number, a bool or nothing;
+// skipped fields; untagged enums that mix numbers, text, bools, units and maps), nested
+// three levels in serde's containers, and inside key parts' containers.
+
+/// A `Serialize` value as a key part, written as a placeholder of its type is.
+#[derive(Clone, Debug)]
+struct Ser<T>(T);
+
+impl<T: Serialize> KeyPart for Ser<T> {
+    fn write_key_part(&self, out: &mut String) {
+        cachemacro::key::write_serialized(&self.0, out);
+    }
+}
+
+impl<T: Enumerate> Enumerate for Ser<T> {
+    fn values() -> Vec<Self> {
+        T::values().into_iter().map(Ser).collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Wrapper<T>(T);
+
+impl<T: Enumerate> Enumerate for Wrapper<T> {
+    fn values() -> Vec<Self> {
+        T::values().into_iter().map(Wrapper).collect()
+    }
+}
+
+/// A generic enum with every kind of variant around `T`.
+#[derive(Clone, Debug, Serialize)]
+enum Either<T> {
+    Neither,
+    Left(T),
+    Right(T, u8),
+    Both { left: T, right: Option<T> },
+}
+
+impl<T: Enumerate + Clone> Enumerate for Either<T> {
+    fn values() -> Vec<Self> {
+        let mut out = vec![Either::Neither];
+        out.extend(T::values().into_iter().map(Either::Left));
+        out.extend(
+            pairs::<T, u8>()
+                .into_iter()
+                .map(|(t, n)| Either::Right(t, n)),
+        );
+        out.extend(
+            pairs::<T, Option<T>>()
+                .into_iter()
+                .map(|(left, right)| Either::Both { left, right }),
+        );
+        out
+    }
+}
+
+/// Variants whose names look like other data once renamed.
+#[derive(Clone, Debug, Serialize)]
+enum Odd {
+    Plain,
+    #[serde(rename = "1")]
+    Digit,
+    #[serde(rename = "-1")]
+    Minus,
+    #[serde(rename = "true")]
+    True,
+    #[serde(rename = "NaN")]
+    NaN,
+    #[serde(rename = "")]
+    Nameless,
+    #[serde(rename = "a'b=c,d(e)")]
+    Punctuated(u8),
+    #[serde(rename = "$")]
+    Dollar,
+    Tuple(),
+    Struct {},
+}
+
+impl Enumerate for Odd {
+    fn values() -> Vec<Self> {
+        let mut out = vec![
+            Odd::Plain,
+            Odd::Digit,
+            Odd::Minus,
+            Odd::True,
+            Odd::NaN,
+            Odd::Nameless,
+            Odd::Dollar,
+            Odd::Tuple(),
+            Odd::Struct {},
+        ];
+        out.extend([0, 1].map(Odd::Punctuated));
+        out
+    }
+}
+
+/// Fields that are left out when `None`: a struct is written with its fields' names.
+#[derive(Clone, Debug, Serialize)]
+struct Sparse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    b: Option<String>,
+    #[serde(rename = "c=d")]
+    c: Option<u8>,
+}
+
+impl Enumerate for Sparse {
+    fn values() -> Vec<Self> {
+        let texts = [None, Some(String::new()), Some("a".to_owned())];
+        let mut out = Vec::new();
+        for a in &texts {
+            for b in &texts {
+                for c in [None, Some(0)] {
+                    out.push(Sparse {
+                        a: a.clone(),
+                        b: b.clone(),
+                        c,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Data of every kind in one position: serde writes each variant as its content alone. (Not
+/// a `char` beside a `String`: a `char` is written as the one-character string it is.)
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+enum Loose {
+    Int(i8),
+    Float(f64),
+    Text(String),
+    Flag(bool),
+    Maybe(Option<u8>),
+    Unit,
+    Empty {},
+    List(Vec<u8>),
+    Pair(u8, u8),
+    Map(BTreeMap<u8, u8>),
+    Odd(Odd),
+    Sparse(Sparse),
+    Bytes(Bytes),
+}
+
+/// Bytes, as `serde_bytes` serializes them.
+#[derive(Clone, Debug)]
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl Enumerate for Loose {
+    fn values() -> Vec<Self> {
+        let mut out = vec![Loose::Unit, Loose::Empty {}];
+        out.extend([-1, 0, 1, 10].map(Loose::Int));
+        out.extend(f64::values().into_iter().map(Loose::Float));
+        // Texts that look like the other kinds' data.
+        let texts = [
+            "", "a", "1", "-1", "1.0", "true", "NaN", "~", "()", "[]", "#", "$1", "'",
+        ];
+        out.extend(texts.map(|t| Loose::Text(t.to_owned())));
+        out.extend(bool::values().into_iter().map(Loose::Flag));
+        out.extend([None, Some(0), Some(1)].map(Loose::Maybe));
+        out.extend(
+            sequences::<bool>()
+                .into_iter()
+                .map(|v| Loose::List(v.into_iter().map(u8::from).collect())),
+        );
+        out.extend(
+            sequences::<bool>()
+                .into_iter()
+                .map(|v| Loose::Bytes(Bytes(v.into_iter().map(u8::from).collect()))),
+        );
+        out.extend([(0, 1), (1, 0)].map(|(a, b)| Loose::Pair(a, b)));
+        out.extend(
+            <BTreeMap<u8, bool> as Enumerate>::values()
+                .into_iter()
+                .map(|m| Loose::Map(m.into_iter().map(|(k, v)| (k, u8::from(v))).collect())),
+        );
+        out.extend(Odd::values().into_iter().map(Loose::Odd));
+        out.extend(Sparse::values().into_iter().map(Loose::Sparse));
+        out
+    }
+}
+
+/// `T` through `Serialize`, alone and in serde's containers; and key parts' containers
+/// around it.
+fn serde_level3<T: Enumerate + Serialize + Debug + Clone>() -> usize {
+    assert_injective::<Ser<T>>()
+        + assert_injective::<Ser<Option<T>>>()
+        + assert_injective::<Ser<Vec<T>>>()
+        + assert_injective::<Ser<[T; 2]>>()
+        + assert_injective::<Ser<(T, String)>>()
+        + assert_injective::<Ser<BTreeMap<u8, T>>>()
+        + assert_injective::<Ser<Wrapper<T>>>()
+        + assert_injective::<Ser<Either<T>>>()
+        + assert_injective::<Option<Ser<T>>>()
+        + assert_injective::<Vec<Ser<T>>>()
+        + assert_injective::<(Ser<T>, Ser<T>)>()
+}
+
+fn serde_level2<T: Enumerate + Serialize + Debug + Clone>() -> usize {
+    serde_level3::<T>()
+        + serde_level3::<Option<T>>()
+        + serde_level3::<Vec<T>>()
+        + serde_level3::<(T, Option<String>)>()
+        + serde_level3::<Either<T>>()
+}
+
+fn serde_level1<T: Enumerate + Serialize + Debug + Clone>() -> usize {
+    serde_level2::<T>() + serde_level2::<Option<T>>() + serde_level2::<Vec<T>>()
+}
+
+#[test]
+fn no_two_values_of_one_serialize_type_share_a_key() {
+    let mut checked = 0;
+    checked += serde_level1::<Loose>();
+    checked += serde_level2::<String>();
+    checked += serde_level1::<Odd>();
+    checked += serde_level2::<Sparse>();
+    checked += serde_level2::<char>() + serde_level2::<bool>() + serde_level2::<i8>();
+    checked += serde_level3::<f64>() + serde_level3::<BTreeSet<String>>();
+    checked += serde_level3::<BTreeMap<u8, String>>() + serde_level3::<u128>();
+    assert!(checked > 1_000_000, "the search covered {checked} values");
+}
