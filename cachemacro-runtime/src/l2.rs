@@ -2,6 +2,7 @@
 //!
 //! Every command goes through the supervised [`Link`], bounded by the Redis timeout.
 
+mod doubts;
 mod purge;
 mod tags;
 
@@ -270,6 +271,8 @@ pub(crate) struct L2 {
     /// Register tags in the older versions' sets too, whether or not they exist (see
     /// [`CacheBuilder::compat_0_1`](crate::CacheBuilder::compat_0_1)).
     legacy_tags: bool,
+    /// On a cluster, the nodes whose slots reads skip for now.
+    doubts: std::sync::Arc<doubts::Doubts>,
     register: Script,
     register_legacy: Script,
     fill: Script,
@@ -324,6 +327,7 @@ impl L2 {
             cluster,
             bus_channels,
             legacy_tags,
+            doubts: Default::default(),
             register: Script::new(REGISTER),
             register_legacy: Script::new(REGISTER_LEGACY),
             fill: Script::new(FILL),
@@ -342,9 +346,10 @@ impl L2 {
     /// What `key` holds: at most `limit + 1` bytes are transferred, so a value larger than
     /// the limit (say, a foreign 400 MB string) costs no more than the limit to look at.
     pub(crate) async fn read(&self, key: &str, limit: usize) -> Result<Read, Fault> {
+        self.skip_doubted(key, Access::Read)?;
         let mut cmd = redis::cmd("GETRANGE");
         cmd.arg(key).arg(0).arg(limit);
-        classify(self.link.query(Access::Read, &cmd).await)
+        classify(self.noted(key, self.link.query(Access::Read, &cmd).await))
     }
 
     /// Reads every key of `keys` as [`read`](Self::read) does, after registering each
@@ -395,6 +400,9 @@ impl L2 {
         // The groups are read concurrently: one round trip of latency on a cluster too.
         let by_tag = &by_tag;
         let answers = try_join_all(groups.iter().map(|group| async move {
+            // On a cluster one group is one slot: its first key names it.
+            let first = group.first().map_or("", |&i| keys[i].as_str());
+            self.skip_doubted(first, Access::Read)?;
             let mut invocation = self.read_many.prepare_invoke();
             for &i in group {
                 invocation.key(&keys[i]);
@@ -422,7 +430,10 @@ impl L2 {
                     invocation.arg(indices.as_str());
                 }
             }
-            self.invoke::<Vec<Value>>(Access::Read, &invocation).await
+            self.noted(
+                first,
+                self.invoke::<Vec<Value>>(Access::Read, &invocation).await,
+            )
         }))
         .await?;
         for (group, values) in groups.iter().zip(answers) {
@@ -548,17 +559,20 @@ impl L2 {
             .arg(registration.deadline_ms)
             .arg(registration.now_ms)
             .arg(keep);
-        let live = self.invoke::<i64>(Access::Read, &register).await?;
+        self.skip_doubted(&tag.live, Access::Read)?;
+        let live = self.noted(&tag.live, self.invoke::<i64>(Access::Read, &register).await)?;
         let mut legacy = self.register_legacy.key(&tag.legacy);
         legacy.arg(key).arg(keep).arg(u8::from(self.legacy_tags));
-        let old = self.invoke::<i64>(Access::Read, &legacy).await?;
+        self.skip_doubted(&tag.legacy, Access::Read)?;
+        let old = self.noted(&tag.legacy, self.invoke::<i64>(Access::Read, &legacy).await)?;
         if live == 1 || old == 1 {
             return Ok(true);
         }
         // An invalidation of the tag under way took the key and will tombstone it.
         let mut pending = redis::cmd("ZSCORE");
         pending.arg(&tag.pending).arg(key);
-        let pending: Option<String> = self.link.query(Access::Read, &pending).await?;
+        let pending: Option<String> =
+            self.noted(&tag.pending, self.link.query(Access::Read, &pending).await)?;
         Ok(pending.is_some())
     }
 
@@ -623,15 +637,18 @@ impl L2 {
         limit: usize,
         epoch: u64,
     ) -> Result<bool, Fault> {
+        self.skip_doubted(key, Access::Read)?;
         if let FillIf::Absent = seen {
             let mut set = redis::cmd("SET");
             set.arg(key).arg(value).arg("PX").arg(millis(ttl)).arg("NX");
-            let stored: Option<String> = self
-                .link
-                .run_on(Access::Read, Some(epoch), |mut conn| async move {
-                    set.query_async(&mut conn).await
-                })
-                .await?;
+            let stored: Option<String> = self.noted(
+                key,
+                self.link
+                    .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                        set.query_async(&mut conn).await
+                    })
+                    .await,
+            )?;
             if stored.is_some() {
                 return Ok(true);
             }
@@ -646,12 +663,14 @@ impl L2 {
             .arg(millis(ttl))
             .arg(limit);
         let invocation = &invocation;
-        let stored: i64 = self
-            .link
-            .run_on(Access::Read, Some(epoch), |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
+        let stored: i64 = self.noted(
+            key,
+            self.link
+                .run_on(Access::Read, Some(epoch), |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await,
+        )?;
         Ok(stored == 1)
     }
 

@@ -131,18 +131,25 @@ impl Conn {
     /// faults while the cluster client finds its replacement.
     async fn probe(&mut self, cmd: Cmd) -> redis::RedisResult<Value> {
         use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+        self.route(
+            cmd,
+            RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::OneSucceeded),
+            )),
+        )
+        .await
+    }
+
+    /// Runs `cmd` where `routing` says on a cluster; on one server, there.
+    pub(crate) async fn route(
+        &mut self,
+        cmd: Cmd,
+        routing: redis::cluster_routing::RoutingInfo,
+    ) -> redis::RedisResult<Value> {
         match self {
             Conn::Single(conn) => cmd.query_async(conn).await,
-            Conn::Cluster(conn) => {
-                conn.route_command(
-                    cmd,
-                    RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::OneSucceeded),
-                    )),
-                )
-                .await
-            }
+            Conn::Cluster(conn) => conn.route_command(cmd, routing).await,
         }
     }
 }
@@ -207,7 +214,7 @@ impl Fault {
     }
 
     /// Whether this says something about the connection (as opposed to one command).
-    fn is_connection(&self) -> bool {
+    pub(crate) fn is_connection(&self) -> bool {
         matches!(self, Fault::Timeout(_) | Fault::Connection(_))
     }
 }
@@ -480,6 +487,16 @@ impl Link {
     /// Whether calls go to Redis right now (connected, not in doubt).
     pub(crate) fn is_up(&self) -> bool {
         !self.is_closed() && matches!(&*read(&self.shared.state), State::Up { doubted: false, .. })
+    }
+
+    /// The bound of every call.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed_now(&self) -> bool {
+        self.is_closed()
     }
 
     fn is_closed(&self) -> bool {

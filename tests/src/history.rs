@@ -317,7 +317,8 @@ pub fn inject_cluster_faults(mut cluster: RedisCluster, seconds: u64) -> Vec<(u6
         let began = now_us();
         let fault = match round % 5 {
             0 | 3 => {
-                let key = if round % 5 == 0 {
+                let hot_key = round % 5 == 0;
+                let key = if hot_key {
                     "history:c1:k:row:1"
                 } else {
                     "row:2"
@@ -333,7 +334,7 @@ pub fn inject_cluster_faults(mut cluster: RedisCluster, seconds: u64) -> Vec<(u6
                 cluster.migrate_keys(slot, from, to, 2);
                 std::thread::sleep(Duration::from_secs(1));
                 cluster.finish_migration(slot, from, to);
-                if round % 5 == 0 {
+                if hot_key {
                     "migrate the slot of a hot key"
                 } else {
                     "migrate the slot of a tag's sets"

@@ -623,3 +623,78 @@ async fn a_failover_to_a_lagging_replica_loses_an_ok_removal_unless_the_primary_
     );
     assert_eq!(read, 2, "the retried removal holds after the failover");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_costs_the_reads_of_its_slots_one_timeout_not_one_each() {
+    let cluster = RedisCluster::start_with_replicas(3, 1);
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let timeout = Duration::from_millis(200);
+    let cache = Cache::builder()
+        .namespace("ops")
+        .redis_cluster(&nodes)
+        .redis_timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let victim = cluster.primaries()[0];
+    let node_of = |key: &str| cluster.primary_of(cluster.slot_of(&format!("ops:c1:k:{key}")));
+    let on_victim: Vec<String> = (0..)
+        .map(|i| format!("h:{i}"))
+        .filter(|key| node_of(key) == victim)
+        .take(400)
+        .collect();
+    let elsewhere: Vec<String> = (0..)
+        .map(|i| format!("h:{i}"))
+        .filter(|key| node_of(key) != victim)
+        .take(400)
+        .collect();
+    for key in on_victim.iter().chain(&elsewhere) {
+        cache.set(key, 1u64, None).await.unwrap();
+        cache.remove_local(key);
+    }
+
+    // Below the node timeout (2 s): the cluster does not fail it over.
+    cluster.node(victim).pause();
+    let started = Instant::now();
+    let (mut slow, mut reads, mut slow_elsewhere) = (0, 0, 0);
+    for (key, other) in on_victim.iter().zip(&elsewhere) {
+        if started.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        let began = Instant::now();
+        let _ = cache.get::<u64>(key).await;
+        if began.elapsed() >= timeout / 2 {
+            slow += 1;
+        }
+        let began = Instant::now();
+        assert_eq!(
+            cache.get::<u64>(other).await.unwrap(),
+            Some(1),
+            "served by Redis"
+        );
+        if began.elapsed() >= timeout / 2 {
+            slow_elsewhere += 1;
+        }
+        reads += 1;
+    }
+    cluster.node(victim).resume();
+    eprintln!(
+        "a primary hung 1.5 s: {slow} of {reads} reads of its slots waited for the timeout, \
+         {slow_elsewhere} of {reads} reads of the other slots"
+    );
+    assert!(reads > 20, "the reads went on while the node hung");
+    assert!(slow <= 1, "{slow} reads waited for the timeout");
+    assert_eq!(slow_elsewhere, 0, "the other slots were served as usual");
+    assert!(cache.redis_available());
+    // Once it answers again, its slots are read from Redis again.
+    let key = on_victim.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cache.get::<u64>(key).await.ok().flatten() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the node's slots are in use again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
