@@ -317,7 +317,7 @@ pub fn inject_cluster_faults(mut cluster: RedisCluster, seconds: u64) -> Vec<(u6
         let began = now_us();
         let fault = match round % 5 {
             0 | 3 => {
-                let hot_key = round % 5 == 0;
+                let hot_key = round.is_multiple_of(5);
                 let key = if hot_key {
                     "history:c1:k:row:1"
                 } else {
