@@ -715,7 +715,41 @@ pub(crate) fn describe(err: &RedisError) -> &'static str {
         "the server does not speak the Redis protocol: check the address"
     } else if err.is_timeout() {
         "no answer in time"
+    } else if matches!(
+        err.code(),
+        Some("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+    ) || err.kind() == ErrorKind::ClusterConnectionNotFound
+    {
+        "the cluster is moving a slot or replacing a node; this passes once it is done"
     } else {
         "Redis is not reachable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    fn server_error(reply: &str) -> redis::RedisError {
+        redis::parse_redis_value(reply.as_bytes())
+            .and_then(redis::Value::extract_error)
+            .expect_err("an error reply")
+    }
+
+    #[test]
+    fn a_moved_slot_is_not_described_as_redis_unreachable() {
+        for reply in [
+            "-MOVED 3999 127.0.0.1:6381\r\n",
+            "-ASK 3999 127.0.0.1:6381\r\n",
+            "-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+            "-CLUSTERDOWN The cluster is down\r\n",
+        ] {
+            let hint = describe(&server_error(reply));
+            assert!(hint.contains("moving a slot"), "{reply}: {hint}");
+        }
+        assert_eq!(
+            describe(&server_error("-ERR something else\r\n")),
+            "Redis is not reachable"
+        );
     }
 }
