@@ -34,7 +34,7 @@ use quote::quote;
 use syn::Ident;
 
 use crate::expand::{
-    cache_tokens, fn_path, param_checks, pin_return, resilience_tokens, ret_tokens, scope_tokens,
+    cache_tokens, key_path, param_checks, pin_return, resilience_tokens, ret_tokens, scope_tokens,
     site_and_span, tags_tokens, ttl_tokens, KeyCode,
 };
 use crate::valid::Model;
@@ -51,7 +51,7 @@ pub(crate) fn body(model: &Model, key: &KeyCode) -> TokenStream {
     let ttl = ttl_tokens(model);
     let version = model.args.version.unwrap_or(0);
     let resilience = resilience_tokens(model);
-    let path = fn_path(model);
+    let path = key_path(model);
     let writes = &key.writes;
     let element = &batch.element;
     let element_ty = &batch.element_ty;

@@ -1,6 +1,7 @@
 //! The companion of a cached function: its key, its scope, and its invalidation.
 //!
-//! A free function `get_user` gets a module `get_user` with `key`, `remove_cached`,
+//! A free function `get_user` gets a type `get_user` (an enum without variants) whose
+//! associated functions are `key`, `remove_cached`,
 //! `remove_local`, `refresh`, `with_source`, `uncached` (and `scope` when it is scoped); a
 //! `&self` method gets methods beside it, `<name>_key`, `<name>_remove_cached`, ... (and
 //! `<name>_scope`), since an `impl` block cannot hold a module. They take the parameters the key reads (through
@@ -14,7 +15,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{GenericParam, Generics, WherePredicate};
 
-use crate::expand::{fn_path, ret_tokens, scope_tokens, KeyCode};
+use crate::expand::{fn_path, key_path, ret_tokens, scope_tokens, KeyCode};
 use crate::valid::{collect_names, Kind, Model, Param};
 
 pub(crate) fn generate(model: &Model, key: &KeyCode) -> TokenStream {
@@ -24,18 +25,21 @@ pub(crate) fn generate(model: &Model, key: &KeyCode) -> TokenStream {
     } else {
         let name = &model.func.sig.ident;
         let vis = &model.func.vis;
-        // Inside the module, `module_path!()` is the function's own path.
-        let items = items(model, key, None, quote!(::core::module_path!()));
+        let items = items(model, key, None, key_path(model));
         let doc = format!(
             "Cache operations of the `#[cached]` function `{name}`: its key, and its invalidation here and on every instance."
         );
+        // A type without values, named after the function, whose associated functions are
+        // the companion: `get_user::key(..)`. Not a module: a module declared inside a
+        // function's body could not see the body's items (the function itself, the types
+        // of its parameters), while an `impl` sees what the function sees, wherever it is.
         quote! {
             #[doc = #doc]
-            #[allow(non_snake_case, clippy::all)]
-            #vis mod #name {
-                #[allow(unused_imports)]
-                use super::*;
+            #[allow(non_camel_case_types, dead_code, clippy::all)]
+            #vis enum #name {}
 
+            #[allow(non_snake_case, dead_code, clippy::all)]
+            impl #name {
                 #items
             }
         }
@@ -135,12 +139,8 @@ fn items(
         &path,
     );
     // Counts an invalidation for the function (`FunctionStats::invalidations_sent`), under
-    // the function's path: the companion module's own path, or the method's.
-    let site_path = if method.is_some() {
-        fn_path(model)
-    } else {
-        quote!(::core::module_path!())
-    };
+    // the function's path.
+    let site_path = fn_path(model);
     let sent = quote! {{
         static __CACHEMACRO_SITE: ::cachemacro::__private::Site =
             ::cachemacro::__private::Site::new(#site_path);
@@ -387,12 +387,27 @@ fn calls(
     } else {
         TokenStream::new()
     };
+    let (ret, _) = ret_tokens(sig);
+    // A free function is called through a helper whose parameters are named by position: in
+    // the companion's functions, a parameter named like the function (`team: u64` of
+    // `fn team`) hides it, and no path reaches a function declared in a body.
+    let mut helper = TokenStream::new();
     let call = match model.kind {
         Kind::Method => quote!(self.#name #turbofish (#(#args),*)),
         Kind::Associated => quote!(Self::#name #turbofish (#(#args),*)),
-        Kind::Free => quote!(super::#name #turbofish (#(#args),*)),
+        Kind::Free => {
+            let positions: Vec<syn::Ident> = (0..model.params.len())
+                .map(|i| format_ident!("__cachemacro_{}", i))
+                .collect();
+            let types = model.params.iter().map(|p| &p.ty);
+            helper = quote! {
+                async fn __cachemacro_call #impl_generics (#(#positions: #types),*) -> #ret #where_clause {
+                    #name #turbofish (#(#positions),*).await
+                }
+            };
+            quote!(Self::__cachemacro_call #turbofish (#(#args),*))
+        }
     };
-    let (ret, _) = ret_tokens(sig);
     let (scope_let, _) = scope_tokens(model);
     let doc_refresh = format!(
         "Reloads what {what} caches for these arguments, stores it and returns it: removes the entry (here, in Redis and on every peer, like `remove_cached`), then calls the function, which loads afresh. For write paths that would rather warm the cache than leave it cold.\n\n\
@@ -431,6 +446,8 @@ fn calls(
         }
     });
     quote! {
+        #helper
+
         #refresh
 
         #with_source

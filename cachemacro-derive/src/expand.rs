@@ -61,13 +61,56 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             }
         }
     }
+    let marker = path_marker(model).map(|marker| {
+        quote! {
+            #[allow(non_camel_case_types, dead_code)]
+            struct #marker;
+        }
+    });
     quote! {
         #(#attrs)*
         #vis #sig {
             #body
         }
+        #marker
         #companion
     }
+}
+
+/// The marker type declared beside a free function without key template, whose
+/// `type_name` says where the function is declared (see `key_path`).
+fn path_marker(model: &Model) -> Option<Ident> {
+    (model.kind == Kind::Free && model.key.is_none()).then(|| {
+        Ident::new(
+            &format!("__cachemacro_path_of_{}", model.func.sig.ident),
+            Span::call_site(),
+        )
+    })
+}
+
+/// The path a key without template starts with: the function's (`app::users::get_user`),
+/// and, for a function declared inside another function's body, the path of that function
+/// too (`app::tests::it_works::get_user`): `module_path!()` stops at the module, and two
+/// functions of one name in two bodies of one module must not share keys. Found from the
+/// `type_name` of a marker declared beside the function; a module-level function's path is
+/// `fn_path`'s, as it always was.
+pub(crate) fn key_path(model: &Model) -> TokenStream {
+    let Some(marker) = path_marker(model) else {
+        return fn_path(model);
+    };
+    let name = model.func.sig.ident.to_string();
+    let marker_name = marker.to_string();
+    let in_module = fn_path(model);
+    quote! {{
+        static __CACHEMACRO_PATH: ::cachemacro::__private::FnPath = ::cachemacro::__private::FnPath::new();
+        __CACHEMACRO_PATH.get(
+            ::core::module_path!(),
+            ::core::any::type_name::<#marker>(),
+            #marker_name,
+            #name,
+            #in_module,
+        )
+    }}
 }
 
 /// Generated code that appends a key (or a scope name, or a tag) to `__cachemacro_out`.
@@ -694,7 +737,7 @@ fn body(model: &Model, key: &KeyCode) -> TokenStream {
     let (scope_let, scope) = scope_tokens(model);
     let ttl = ttl_tokens(model);
     let version = model.args.version.unwrap_or(0);
-    let path = fn_path(model);
+    let path = key_path(model);
     let writer = key.writer(&path);
     // The tags, written only on a miss.
     let tags = if model.tags.is_empty() {

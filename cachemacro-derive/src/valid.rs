@@ -522,6 +522,14 @@ fn params(
                     "`#[cached]` methods take `&self`: a cached call skips the body, so the method must not need to mutate or consume `self`",
                 )
             }
+            FnArg::Typed(pat_type) if pat_type.attrs.iter().any(is_cfg) => {
+                collect_names(pat_type.pat.to_token_stream(), reported);
+                let attr = pat_type.attrs.iter().find(|a| is_cfg(a)).expect("found");
+                errors.spanned(
+                    attr,
+                    "`#[cached]` cannot take a parameter under `#[cfg]`: the key, the companion functions (`key`, `remove_cached`, `refresh`...) and their calls of the function take every parameter. Declare the function twice, each under its own `#[cfg]`, or keep the parameter in every configuration (`ignore` it if the result does not depend on it)",
+                )
+            }
             FnArg::Typed(pat_type) => match &*pat_type.pat {
                 Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
                     out.push(Param {
@@ -540,6 +548,18 @@ fn params(
         }
     }
     out
+}
+
+/// `#[cfg(..)]`, or a `#[cfg_attr(..)]` that may expand to one: a parameter that exists in
+/// some configurations only.
+fn is_cfg(attr: &syn::Attribute) -> bool {
+    let path = attr.path();
+    path.is_ident("cfg")
+        || (path.is_ident("cfg_attr")
+            && attr.meta.to_token_stream().into_iter().any(|t| {
+                matches!(&t, proc_macro2::TokenTree::Group(g)
+                    if g.stream().into_iter().any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "cfg" || i == "cfg_attr")))
+            }))
 }
 
 /// The kind of function, from its receiver and where it is declared. Trait definitions and

@@ -38,6 +38,48 @@ pub use tracing;
 
 use crate::key::Place;
 
+/// The path a free function's key without template starts with (see the macro's
+/// `key_path`): `in_module` (`module::name`) for a function of a module; for one declared
+/// inside another function's body, the path `type_name` gives the marker declared beside it
+/// (`module::enclosing_fn::name`, without the `{{closure}}` of an async body). Computed once.
+pub struct FnPath(std::sync::OnceLock<String>);
+
+impl FnPath {
+    /// Not computed yet.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        FnPath(std::sync::OnceLock::new())
+    }
+
+    /// The path. `marker` is the `type_name` of the type named `marker_name` declared
+    /// beside the function `name`, in the module `module`.
+    #[inline]
+    pub fn get(
+        &'static self,
+        module: &'static str,
+        marker: &'static str,
+        marker_name: &str,
+        name: &str,
+        in_module: &'static str,
+    ) -> &'static str {
+        match marker
+            .strip_suffix(marker_name)
+            .and_then(|prefix| prefix.strip_suffix("::"))
+        {
+            Some(prefix) if prefix != module => self.0.get_or_init(|| {
+                // `type_name` names an async body `{{closure}}`: left out, as it says nothing.
+                let mut path: Vec<&str> = prefix
+                    .split("::")
+                    .filter(|segment| !segment.starts_with("{{"))
+                    .collect();
+                path.push(name);
+                path.join("::")
+            }),
+            _ => in_module,
+        }
+    }
+}
+
 /// An empty storage key for `scope`, with room for `extra` bytes of key.
 #[inline]
 pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {

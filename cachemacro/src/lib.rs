@@ -80,8 +80,9 @@
 //!
 //! ### The companion
 //!
-//! Beside `fn get_user`, the attribute generates `mod get_user` with the function's
-//! visibility, whose functions take the parameters the key reads:
+//! Beside `fn get_user`, the attribute generates a type `get_user` with the function's
+//! visibility (an enum without values), whose associated functions take the parameters the
+//! key reads:
 //!
 //! - `get_user::key(user_id) -> String`: the key, as [`Cache::remove`] takes it;
 //! - `get_user::remove_cached(user_id).await -> Result<(), Error>`: removes the entry here,
@@ -376,12 +377,14 @@
 //!
 //! ## Limitations
 //!
-//! - `#[cached]` goes on functions of a module, and on methods (`&self`) and associated
-//!   functions of inherent `impl` blocks. On a method of a trait or of a trait `impl` it
-//!   is a compile error (the companion cannot be added there): put the cached function in
-//!   an inherent `impl` and call it from the trait's method. Declare cached functions at
-//!   module level: inside another function's body the companion module cannot see the
-//!   body's local items (the function itself included, which `refresh` and `uncached` call).
+//! - `#[cached]` goes on functions (of a module, or declared inside another function's
+//!   body), and on methods (`&self`) and associated functions of inherent `impl` blocks. On
+//!   a method of a trait or of a trait `impl` it is a compile error (the companion cannot
+//!   be added there): put the cached function in an inherent `impl` and call it from the
+//!   trait's method. Its companion is a type, not a module, so that it sees what the
+//!   function sees wherever it is declared: call `get_user::key(..)`, as `use` cannot
+//!   import an associated function.
+//! - A parameter under `#[cfg]` is a compile error: the companion takes every parameter.
 //! - The type parameters of the function are part of the key; those of the `impl` block a
 //!   method belongs to are not (name them in the template, as `<self.kind>` or a parameter).
 //! - The methods `&mut self` and `self` are not supported: a cached call skips the body.

@@ -1349,3 +1349,55 @@ fn no_two_values_of_one_serialize_type_share_a_key() {
     checked += serde_level3::<BTreeMap<u8, String>>() + serde_level3::<u128>();
     assert!(checked > 1_000_000, "the search covered {checked} values");
 }
+
+// Cached functions declared inside other functions' bodies (tests often do): the companion
+// sees the body's items, and a key without template names the enclosing function, so two
+// functions of one name in two bodies never share an entry.
+
+async fn first_body() -> (u64, String) {
+    #[cached(cache = &*CACHE)]
+    async fn same_name(id: u64) -> u64 {
+        id + 1
+    }
+    (same_name(1).await, same_name::key(1))
+}
+
+async fn second_body() -> (u64, String) {
+    #[cached(cache = &*CACHE)]
+    async fn same_name(id: u64) -> u64 {
+        id + 2
+    }
+    (same_name(1).await, same_name::key(1))
+}
+
+#[tokio::test]
+async fn functions_of_one_name_in_two_bodies_do_not_share_entries() {
+    let (first, first_key) = first_body().await;
+    let (second, second_key) = second_body().await;
+    assert_eq!((first, second), (2, 3));
+    assert_eq!(first_body().await.0, 2, "each reads its own entry");
+    assert_ne!(first_key, second_key);
+    assert_eq!(first_key, "keys::first_body::same_name:1");
+}
+
+#[tokio::test]
+async fn a_function_declared_in_a_body_has_its_companion() {
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Local(u64);
+
+    static BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(key = "in_body:<id>", cache = &*CACHE)]
+    async fn in_body(id: u64) -> Local {
+        BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+        Local(id)
+    }
+
+    assert_eq!(in_body(4).await, Local(4));
+    assert_eq!(in_body(4).await, Local(4));
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(in_body::key(4), "in_body:4");
+    in_body::remove_cached(4).await.unwrap();
+    in_body(4).await;
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 2, "removed, loaded again");
+}
