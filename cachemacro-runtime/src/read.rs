@@ -376,7 +376,10 @@ impl Cache {
         let now = crate::l1::clock::now_ms();
         let seen = then.before(&self.inner.l1, skey);
         let hit = if self.l1_trusted() {
-            self.inner.l1.get_at_for(site.share(), skey, now)
+            match site.share() {
+                None => self.inner.l1.get_at(skey, now),
+                share => self.inner.l1.get_at_for(share, skey, now),
+            }
         } else {
             None
         };
@@ -1072,14 +1075,17 @@ pub trait Solo<R> {
     fn run_alone(self) -> impl Future<Output = R>;
 }
 
+// The caller's `with_source` hears `Loaded`: a call that records nothing was an L1 hit.
 impl<R, F: Future<Output = R>> Solo<R> for Here<F> {
     async fn run_alone(self) -> R {
+        crate::source::report(Ended::Loaded);
         as_body(None, self.0).await
     }
 }
 
 impl<R> Solo<R> for Detached<R> {
     async fn run_alone(self) -> R {
+        crate::source::report(Ended::Loaded);
         as_body(None, self.0).await
     }
 }

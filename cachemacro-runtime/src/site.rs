@@ -120,7 +120,6 @@ impl Site {
     pub(crate) fn l1_hit(&'static self) {
         self.list();
         self.l1_hits.add();
-        crate::source::report(Outcome::L1Hit);
     }
 
     pub(crate) fn l2_hit(&'static self) {

@@ -1,11 +1,13 @@
 //! Where a call's value came from: what the companion `with_source` of a `#[cached]`
 //! function reports (the `cached` crate's `with_cached_flag`).
 //!
-//! The companion runs the function itself inside a task-local [`Report`]; the read path
-//! writes how the call ended into it (the same points that count the function's hits and
-//! loads, see `site`), and the body of a load runs under a silent report, so the cached
-//! functions it calls do not overwrite their caller's answer. The hit path checks one
-//! relaxed atomic before it looks for a report: nothing is paid while no `with_source`
+//! The companion runs the function itself inside a task-local [`Report`]; the miss path
+//! writes how the call ended into it (the same points that count the function's L2 hits,
+//! joins, loads and stale answers, see `site`, and a body run without the cache), and the
+//! body of a load runs under a silent report, so the cached functions it calls do not
+//! overwrite their caller's answer. The hit path writes nothing: a call that recorded
+//! nothing was answered from L1, so a hit costs no instruction more. Each record checks
+//! one relaxed atomic before it looks for a report: nothing is paid while no `with_source`
 //! call is in the air.
 
 use std::cell::Cell;
@@ -130,8 +132,9 @@ fn report_slow(outcome: Outcome) {
     });
 }
 
-/// Runs `call` (a call of a cached function) and says where its value came from. A call
-/// that recorded nothing ran its body without the cache: [`Source::Loaded`].
+/// Runs `call` (a call of a cached function) and says where its value came from. Every way
+/// of answering but an L1 hit records itself (a body run without the cache too), so a call
+/// that recorded nothing was an L1 hit.
 pub async fn with_source<F: Future>(call: F) -> (F::Output, Source) {
     let _active = Active::new();
     let report = Report {
@@ -145,7 +148,7 @@ pub async fn with_source<F: Future>(call: F) -> (F::Output, Source) {
                 .try_with(|r| r.source.get())
                 .ok()
                 .flatten()
-                .unwrap_or(Source::Loaded);
+                .unwrap_or(Source::L1);
             (out, source)
         })
         .await
