@@ -6,7 +6,8 @@
 //! The workers are `tests/mixed` built twice, by `.ci/mixed-versions`, which passes their
 //! paths in `CACHEMACRO_MIXED_OLD` and `CACHEMACRO_MIXED_NEW` and runs these tests (they are
 //! ignored by a plain `cargo test`, which has no build of the previous release).
-//! `MIXED_SECONDS` sets the length of each run (default 30).
+//! `MIXED_SECONDS` sets the length of each run (default 30); `MIXED_OLD_PURGES=1` lets the
+//! old instances purge too (the deploy procedure says not to).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -60,7 +61,8 @@ async fn run(name: &str, specs: Vec<Spec>, seconds: u64) {
             ];
             // The deploy procedure: purges only from instances of this release (0.1's purge
             // deletes the tombstones and tag sets that keep loads from storing stale values).
-            if spec.old {
+            // `MIXED_OLD_PURGES=1` lifts it, to see what the procedure prevents.
+            if spec.old && std::env::var_os("MIXED_OLD_PURGES").is_none() {
                 args.push("no-purge".to_owned());
             }
             let child = tokio::spawn(async move {
