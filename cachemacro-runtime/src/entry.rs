@@ -100,9 +100,10 @@ pub(crate) fn scoped<F: std::future::Future>(
 /// # }
 /// ```
 ///
-/// Outside the body of a load (a hit does not run the body; `uncached`, `without_cache`, a
-/// zero TTL, a batch function's body, a task the body spawns) the handle changes nothing:
-/// [`EntryHandle::is_deciding`] says which.
+/// The loader of [`Cache::get_or_set`](crate::Cache::get_or_set) decides its entry the
+/// same way. Outside the body of a load (a hit does not run the body; `uncached`,
+/// `without_cache`, a zero TTL, a batch function's body, a task the body spawns) the handle
+/// changes nothing: [`EntryHandle::is_deciding`] says which.
 pub fn entry() -> EntryHandle {
     EntryHandle {
         decision: DECISION.try_with(Clone::clone).ok().flatten(),

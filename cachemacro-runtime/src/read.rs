@@ -703,7 +703,7 @@ impl Cache {
         F: Future<Output = R>,
     {
         if self.is_shut_down() {
-            return fut.await;
+            return as_body(None, fut).await;
         }
         if let Some(value) = self.l1_get::<M::Value>(&skey) {
             return M::wrap(value);

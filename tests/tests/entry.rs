@@ -323,3 +323,31 @@ async fn a_tagged_entry_the_body_keeps_longer_stays_out_of_redis_and_is_still_in
     on(&a, tagged_long(1)).await;
     assert_eq!(TAGGED_RUNS.load(Ordering::SeqCst), runs + 1);
 }
+
+#[tokio::test]
+async fn a_get_or_set_loader_decides_its_entry_too() {
+    let cache = Cache::in_memory();
+    let loads = AtomicUsize::new(0);
+    for _ in 0..2 {
+        cache
+            .get_or_set("k", None, || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                cachemacro::entry().skip();
+                1u8
+            })
+            .await;
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 2, "skipped: loaded twice");
+    for _ in 0..2 {
+        cache
+            .get_or_set("short", Duration::from_secs(3600), || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                cachemacro::entry().ttl(ms(200));
+                1u8
+            })
+            .await;
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 3, "cached");
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), None, "for 200 ms");
+}
