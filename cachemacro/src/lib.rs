@@ -88,9 +88,19 @@
 //! - `get_user::remove_cached(user_id).await -> Result<(), Error>`: removes the entry here,
 //!   in Redis and on every peer;
 //! - `get_user::remove_local(user_id)`: removes this process's copy only;
+//! - `get_user::with_source(user_id).await -> (Result<User, DbError>, Source)`: the call,
+//!   and where its value came from ([`Source`]: L1, L2, a concurrent load, the body, a
+//!   stale value), the `cached` crate's `with_cached_flag`;
 //! - with `scope`, `get_user::scope(..)`: the scope's name; and `key(..)` returns a
 //!   [`ScopedKey`] (scope and key), which [`Cache::remove`] does not take:
-//!   `cache.scope(k.scope()).remove(k.key())`.
+//!   `cache.scope(k.scope()).remove(k.key())`;
+//! - with `l1_capacity = N` (the function's own share of L1, so that it evicts its own
+//!   entries, never the other functions'), `get_user::local_entry_count()` and
+//!   `get_user::clear_local()`.
+//!
+//! The body decides its own entry through [`entry()`]: a TTL read from the value
+//! (`cachemacro::entry().ttl(token.expires_in)`), tags known from the value, or
+//! `.skip()` to answer without caching; an invalidation still wins over each.
 //!
 //! `cache.remove("user:123")` removes exactly what `get_user(123)` stored: there is no
 //! hidden per-function prefix.
