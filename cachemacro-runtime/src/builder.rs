@@ -735,6 +735,9 @@ impl CacheBuilder {
             });
         }
         let l2 = L2::new(link.clone(), cluster, self.bus_channels, self.compat_0_1);
+        if cluster {
+            tokio::spawn(l2.clone().prefetch_layout());
+        }
         let timings = BusTimings {
             timeout,
             heartbeat: self.heartbeat,

@@ -21,6 +21,11 @@ use redis::Value;
 use super::{slot, L2};
 use crate::link::{Access, Conn, Fault};
 
+/// The name of a doubt about one slot, before its node is known.
+fn slot_name(slot: u16) -> String {
+    format!("slot {slot}")
+}
+
 /// The first pause of a probe.
 const FIRST_PAUSE: Duration = Duration::from_millis(25);
 
@@ -30,6 +35,9 @@ pub(crate) struct Doubts {
     /// How many nodes are in doubt: the read path looks no further while it is 0.
     count: AtomicUsize,
     nodes: Mutex<Vec<Doubted>>,
+    /// The last layout read (slot ranges and the node serving each): a fault's node is put
+    /// in doubt with it at once, then with a fresh one.
+    layout: Mutex<Vec<(u16, u16, String)>>,
 }
 
 struct Doubted {
@@ -72,6 +80,24 @@ impl Doubts {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    fn layout(&self) -> std::sync::MutexGuard<'_, Vec<(u16, u16, String)>> {
+        self.layout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts the node that serves `slot` in `layout` in doubt; `None` when the layout does
+    /// not say, else its name and whether it was in doubt already.
+    fn add_node_of(&self, slot: u16, layout: &[(u16, u16, String)]) -> Option<(String, bool)> {
+        let (_, _, node) = layout.iter().find(|(a, b, _)| (*a..=*b).contains(&slot))?;
+        let ranges = layout
+            .iter()
+            .filter(|(_, _, n)| n == node)
+            .map(|(a, b, _)| (*a, *b))
+            .collect();
+        Some((node.clone(), !self.add(node.clone(), ranges)))
+    }
 }
 
 impl L2 {
@@ -89,8 +115,18 @@ impl L2 {
         if let Err(fault) = &result {
             if self.cluster && fault.is_connection() {
                 let slot = slot(key.as_bytes());
+                // At once, so that the next read skips it already: the node, as the last
+                // layout read says (or the slot alone before any); then as a fresh one says.
                 if !self.doubts.covers(slot) {
-                    tokio::spawn(self.clone().doubt_node(slot));
+                    let known = self.doubts.add_node_of(slot, &self.doubts.layout());
+                    let first = match &known {
+                        Some((_, already)) => !already,
+                        None => self.doubts.add(slot_name(slot), vec![(slot, slot)]),
+                    };
+                    if first {
+                        let name = known.map_or_else(|| slot_name(slot), |(node, _)| node);
+                        tokio::spawn(self.clone().doubt_node(slot, name));
+                    }
                 }
             }
         }
@@ -99,21 +135,24 @@ impl L2 {
 
     /// Finds the node that serves `slot`, puts it in doubt, and lifts the doubt once it
     /// answers a ping or no longer serves the slot.
-    async fn doubt_node(self, slot: u16) {
-        let Ok(layout) = self.layout().await else {
-            return;
+    async fn doubt_node(self, slot: u16, first: String) {
+        // A fresh layout: the node that serves the slot now (the one put in doubt at once
+        // may be another, or a placeholder for the slot).
+        let node = match self.read_layout().await {
+            Ok(layout) => match self.doubts.add_node_of(slot, &layout) {
+                Some((node, already)) if node != first => {
+                    self.doubts.remove(&first);
+                    if already {
+                        // Another probe watches that node already.
+                        return;
+                    }
+                    node
+                }
+                _ => first,
+            },
+            Err(_) => first,
         };
-        let Some((_, _, node)) = layout.iter().find(|(a, b, _)| (*a..=*b).contains(&slot)) else {
-            return;
-        };
-        let ranges: Vec<(u16, u16)> = layout
-            .iter()
-            .filter(|(_, _, n)| n == node)
-            .map(|(a, b, _)| (*a, *b))
-            .collect();
-        if !self.doubts.add(node.clone(), ranges) {
-            return;
-        }
+        let node = &node;
         tracing::debug!(target: "cachemacro", %node, "cache: a Redis Cluster node failed a call; reads of its slots go to the functions until it answers");
         let timeout = self.link.timeout();
         let mut pause = FIRST_PAUSE;
@@ -143,6 +182,20 @@ impl L2 {
 
     /// The slot ranges of the cluster and the node serving each (`host:port`), from
     /// `CLUSTER SLOTS` asked of every primary, the first answer taken.
+    /// Reads the layout ahead of any fault (a cluster's L2 does it once when it starts).
+    pub(crate) async fn prefetch_layout(self) {
+        let _ = self.read_layout().await;
+    }
+
+    /// [`layout`](Self::layout) read afresh, and kept.
+    async fn read_layout(&self) -> Result<Vec<(u16, u16, String)>, Fault> {
+        let layout = self.layout().await?;
+        if !layout.is_empty() {
+            *self.doubts.layout() = layout.clone();
+        }
+        Ok(layout)
+    }
+
     async fn layout(&self) -> Result<Vec<(u16, u16, String)>, Fault> {
         let answer = self
             .link
