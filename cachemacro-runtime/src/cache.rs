@@ -560,8 +560,10 @@ impl Cache {
             leader.land(&inner.l1, entry(value), true);
             return Ok(());
         };
+        // Format 1, as before: its freshness is all a reader needs to serve it stale, and
+        // 0.1 instances read it.
         let life = envelope::Life::starting_now(ttl);
-        let (bytes, shared) = match self.encode(&skey, &value, 0, life, !stale.is_zero()) {
+        let (bytes, shared) = match self.encode(&skey, &value, 0, life, false) {
             Ok(bytes) => (bytes, Ok(())),
             // Too large (or not encodable) for Redis: Redis gets a tombstone instead, so that
             // no instance keeps serving the old value, and this process alone keeps the new
