@@ -1,6 +1,7 @@
 //! The arguments of `#[cached(...)]`.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitStr, Token};
@@ -228,14 +229,55 @@ impl Args {
                     Some(other) => errors.spanned(other, "`version` takes a whole number such as `version = 2`"),
                     None => errors.spanned(&arg.name, "`version` needs a value such as `version = 2`"),
                 },
-                _ => errors.spanned(
-                    &arg.name,
-                    format!("unknown argument `{name}`; `#[cached]` accepts {KNOWN}"),
-                ),
+                _ => match from_cached_crate(&name, &arg) {
+                    Some(equivalent) => errors.spanned(&arg.name, equivalent),
+                    None => errors.spanned(
+                        &arg.name,
+                        format!("unknown argument `{name}`; `#[cached]` accepts {KNOWN}"),
+                    ),
+                },
             }
+        }
+        if let (Some(key), true) = (&args.key, seen.iter().any(|n| n == "convert")) {
+            errors.spanned(
+                key,
+                "with `convert`, `cached`'s `key` names the key's type; here `key` is the key itself, a template of the parameters: `key = \"user:<id>\"`",
+            );
         }
         Ok(args)
     }
+}
+
+/// What an argument of the `cached` crate's `#[cached]`, `#[once]` or `#[io_cached]` (or of
+/// a crate like it) is here: the equivalent to write, or why there is none.
+fn from_cached_crate(name: &str, arg: &RawArg) -> Option<String> {
+    // The value as written, for a suggestion that keeps it: `time = 60` -> `ttl = 60`.
+    let value = arg
+        .value
+        .as_ref()
+        .map_or_else(|| "300".to_owned(), |v| v.to_token_stream().to_string());
+    Some(match name {
+        "time" | "ttl_secs" => format!(
+            "`{name}` is `ttl` here: write `ttl = {value}` (seconds), or a duration such as `ttl = \"5m\"`; without it, entries live 5 minutes"
+        ),
+        "size" | "max_size" | "capacity" => format!(
+            "`{name}` is `l1_capacity` here: `l1_capacity = {value}` gives this function its own share of the in-process cache (L1), of that many entries; without it, the function shares one bounded L1 with the others (`CacheBuilder::l1_capacity`), evicted by S3-FIFO rather than LRU"
+        ),
+        "unbound" => "`unbound` has no equivalent: the in-process cache (L1) is bounded (`CacheBuilder::l1_capacity`), and every entry has a TTL (`ttl = ...`, 5 minutes by default); remove `unbound`".to_owned(),
+        "time_refresh" => "`time_refresh` has no equivalent: a hit does not extend an entry's TTL, which counts from the load. To refresh a value that is read often before it expires, write `refresh_ahead = 0.8` (a hit past 80% of the TTL reloads it in the background)".to_owned(),
+        "sync_writes" => "`sync_writes` is what happens here already: concurrent misses of one key share one load in this process (and across instances with `fleet_single_flight = true`); remove `sync_writes`".to_owned(),
+        "with_cached_flag" => "`with_cached_flag` is the companion `with_source` here: `get_user::with_source(args).await` returns the value and where it came from (`Source::L1`, `L2`, `Joined`, `Loaded` or `Stale`), and the function keeps its return type; remove `with_cached_flag`".to_owned(),
+        "result_fallback" => "`result_fallback` is `stale_for` here: with `stale_for = \"1h\"`, an error (or a timeout) of the body serves the last value for up to an hour after it expired".to_owned(),
+        "convert" => "`convert` has no equivalent: the key is a template of the parameters, `key = \"user:<id>\"` (placeholders reach fields, `<req.tenant>`, and take any `serde::Serialize` value); parameters the result does not depend on go in `ignore = [..]`".to_owned(),
+        "name" => "`name` has no equivalent: the function's companion is named after the function (`get_user::key`, `get_user::remove_cached`...), and its counters appear under its path in `cachemacro::functions()`; remove `name`".to_owned(),
+        "ty" | "create" => format!(
+            "`{name}` has no equivalent: the store is the `Cache` (an in-process L1 and Redis), not a type per function; `cache = APP_CACHE` names a `Cache` of yours"
+        ),
+        "redis" | "disk" | "cache_prefix_block" | "map_error" | "connection_config" | "sync_to_disk_on_cache_change" | "disk_dir" => format!(
+            "`{name}` (of `#[io_cached]`) has no equivalent on the function: Redis is configured once on the cache (`Cache::builder().redis(url)`), keys are prefixed by its namespace (`CacheBuilder::namespace`) or a `scope`, and the cache's own errors never reach the function (it falls back to the body); remove `{name}`"
+        ),
+        _ => return None,
+    })
 }
 
 /// The string literal value of `arg`, or an error saying what was expected.

@@ -223,10 +223,16 @@ pub(crate) enum Shape {
 /// Fails when the cached value's type (the `Ok` type of a `Result`...) is not a
 /// `CacheValue`: one error naming the type and the derives to add, instead of one per
 /// missing trait in the runtime's signatures (which `__cachemacro_via` keeps quiet).
-pub(crate) fn cacheable(ret_span: Span) -> TokenStream {
+pub(crate) fn cacheable(ret_span: Span, shared: bool) -> TokenStream {
     let message = "`{V}` cannot be cached: a cached value must be `Clone`, `serde::Serialize` and `serde::Deserialize` (and `Send + Sync + 'static`)";
     let label = "the value returned here is stored in the cache";
-    let note = "add `#[derive(Clone, serde::Serialize, serde::Deserialize)]` to `{V}`; for a type of another crate, cache a type of your own that converts from it";
+    let note = if shared {
+        // The derive is not the fix: serde implements both traits for `Arc<T>` and `Rc<T>`
+        // behind its `rc` feature.
+        "serde serializes `Arc<T>` (and `Rc<T>`) only with its `rc` feature: in Cargo.toml, `serde = { version = \"1\", features = [\"derive\", \"rc\"] }`, and derive `Clone, serde::Serialize, serde::Deserialize` on `T`. The cache stores the value the `Arc` points to: each hit read back from Redis or another process gets an `Arc` of its own (`Rc` is not `Send`: cache an `Arc`)"
+    } else {
+        "add `#[derive(Clone, serde::Serialize, serde::Deserialize)]` to `{V}`; for a type of another crate, cache a type of your own that converts from it"
+    };
     quote_spanned! {ret_span=>
         #[allow(non_camel_case_types, unused_imports, clippy::all)]
         {

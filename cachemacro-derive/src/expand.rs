@@ -732,7 +732,14 @@ fn body(model: &Model, key: &KeyCode) -> TokenStream {
                 .__cachemacro_dispatch()
         };
     };
-    let cacheable = checks::cacheable(ret_span);
+    // A value behind an `Arc` or `Rc` (as far as the tokens show) gets the fix that applies.
+    let shared = ret_ty.is_some_and(|ty| {
+        crate::valid::cached_part(ty)
+            .to_token_stream()
+            .into_iter()
+            .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "Arc" || i == "Rc"))
+    });
+    let cacheable = checks::cacheable(ret_span, shared);
     let cache = cache_tokens(model);
     let (scope_let, scope) = scope_tokens(model);
     let ttl = ttl_tokens(model);

@@ -164,6 +164,9 @@ pub(crate) fn not_a_function(item: TokenStream, err: syn::Error) -> syn::Error {
 /// Checks `func`, declared in `context`, against the arguments in `tokens`, reporting
 /// every mistake at once.
 pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> syn::Result<Model> {
+    if let Some(error) = async_trait_method(&func) {
+        return Err(error);
+    }
     let mut errors = Errors::default();
     let args = Args::parse(tokens, &mut errors)?;
     // Names a receiver or a pattern binds: already reported, so placeholders naming them
@@ -592,20 +595,94 @@ fn kind(func: &ItemFn, method: bool, context: &Context, errors: &mut Errors) -> 
     }
 }
 
+/// A method that `#[async_trait]` has already rewritten (into a function returning a boxed
+/// future, with a lifetime `'async_trait`): one error saying what to do, rather than "make
+/// this function `async`" (it was) and "not on a trait `impl`".
+fn async_trait_method(func: &ItemFn) -> Option<syn::Error> {
+    let rewritten = func
+        .sig
+        .generics
+        .lifetimes()
+        .any(|l| l.lifetime.ident == "async_trait");
+    rewritten.then(|| {
+        let name = &func.sig.ident;
+        syn::Error::new_spanned(
+            name,
+            format!(
+                "`#[cached]` cannot go on a method of an `#[async_trait]` trait or `impl`: `#[async_trait]` has already made `{name}` a function returning a boxed future, and a trait's methods cannot have the companion (`{name}_key`, `{name}_remove_cached`...). \
+                 Put the cached function in an inherent `impl` block as an `async fn` (`#[cached(...)] async fn {name}_cached(&self, ...)`), and call it from this method: `self.{name}_cached(...).await`"
+            ),
+        )
+    })
+}
+
+/// The return type: a value the cache can store and read back. `()` is one, returned or not
+/// (`fn f()` is `fn f() -> ()`: the body runs once per key and TTL).
 fn return_type(func: &ItemFn, errors: &mut Errors) {
-    match &func.sig.output {
-        ReturnType::Default => errors.spanned(
-            &func.sig.ident,
-            "a `#[cached]` function must return the value to cache; it returns `()`",
-        ),
-        ReturnType::Type(_, ty) => {
-            if let Type::ImplTrait(it) = &**ty {
-                errors.spanned(
-                    it,
-                    "a `#[cached]` function must return a concrete type that can be cloned and serialized, not `impl Trait`",
-                );
+    let ReturnType::Type(_, ty) = &func.sig.output else {
+        return;
+    };
+    if let Type::ImplTrait(it) = &**ty {
+        errors.spanned(
+            it,
+            "a `#[cached]` function must return a concrete type that can be cloned and serialized, not `impl Trait`",
+        );
+        return;
+    }
+    if let Some(reference) = first_reference(cached_part(ty)) {
+        let shown = reference.to_token_stream().to_string().replace("& '", "&'");
+        let owned = match &*reference.elem {
+            Type::Path(p) if p.path.is_ident("str") => {
+                "`String` (or `Cow<'static, str>`)".to_owned()
+            }
+            Type::Slice(slice) => format!("`Vec<{}>`", slice.elem.to_token_stream()),
+            other => format!("`{}`", other.to_token_stream()),
+        };
+        errors.spanned(
+            reference,
+            format!(
+                "a cached value must own its data, and `{shown}` borrows: a value read back from Redis or another process has nothing to borrow from. Return {owned} instead"
+            ),
+        );
+    }
+}
+
+/// The part of a return type that is cached, as far as the tokens tell: `T` of a
+/// `Result<T, E>` (the error is never cached) or of an `Option<T>`, else the type.
+pub(crate) fn cached_part(ty: &Type) -> &Type {
+    if let Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Result" || last.ident == "Option" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        return inner;
+                    }
+                }
             }
         }
+    }
+    ty
+}
+
+/// The first reference type in `ty`, at any depth (`&'static str`, `Vec<&str>`).
+fn first_reference(ty: &Type) -> Option<&syn::TypeReference> {
+    match ty {
+        Type::Reference(r) => Some(r),
+        Type::Path(p) => p.path.segments.iter().find_map(|segment| {
+            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => first_reference(t),
+                _ => None,
+            })
+        }),
+        Type::Tuple(t) => t.elems.iter().find_map(first_reference),
+        Type::Array(a) => first_reference(&a.elem),
+        Type::Slice(s) => first_reference(&s.elem),
+        Type::Paren(p) => first_reference(&p.elem),
+        Type::Group(g) => first_reference(&g.elem),
+        _ => None,
     }
 }
 
