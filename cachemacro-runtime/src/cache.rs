@@ -167,12 +167,15 @@ impl Cache {
         self.inner.default_ttl
     }
 
-    /// How long past its TTL a value written with [`set`](Self::set) is kept, to be served
-    /// stale by a cached function with `stale_for` whose reload fails: the cache's
-    /// `stale_for`, or the longest `stale_for` of the functions that loaded through this
-    /// cache so far, whichever is longer (at most [`MAX_TTL`](crate::MAX_TTL)). A function
-    /// with a `stale_for` longer than the cache's covers values set after its first load;
-    /// set the cache's to cover every value from the start.
+    /// How long past its TTL this process keeps a value written with [`set`](Self::set) in
+    /// memory, to be served stale by a cached function with `stale_for` whose reload
+    /// fails: the cache's `stale_for`, or the longest `stale_for` of the functions that
+    /// loaded through this cache so far, whichever is longer (at most
+    /// [`MAX_TTL`](crate::MAX_TTL)). A function with a `stale_for` longer than the cache's
+    /// covers values set after its first load. In Redis, for the other instances, the value
+    /// is kept for the cache's own `stale_for` only
+    /// ([`CacheBuilder::stale_for`](crate::CacheBuilder::stale_for)): a window learned from a
+    /// function would otherwise keep every value set (a counter, a session) that long.
     pub fn set_keep(&self) -> Duration {
         let learned = self
             .inner
@@ -214,10 +217,11 @@ impl Cache {
     /// and any load in flight for that key.
     ///
     /// A cached function with `stale_for` serves it stale, as a value it loaded, when a
-    /// reload fails after `ttl`: it is kept past its TTL (in memory and in Redis) for the
-    /// cache's `stale_for` ([`CacheBuilder::stale_for`](crate::CacheBuilder::stale_for)),
-    /// or, if longer, the longest `stale_for` of the functions that loaded through this
-    /// cache so far ([`set_keep`](Self::set_keep)). A read that has no stale window of its
+    /// reload fails after `ttl`: this process keeps it past its TTL for the cache's
+    /// `stale_for` or, if longer, the longest `stale_for` of the functions that loaded
+    /// through this cache so far ([`set_keep`](Self::set_keep)); Redis keeps it for the
+    /// cache's `stale_for` ([`CacheBuilder::stale_for`](crate::CacheBuilder::stale_for)), so
+    /// that the other instances can serve it too. A read that has no stale window of its
     /// own (`get`, a function without `stale_for`) still ends it at `ttl`; an invalidation
     /// removes it as any value.
     ///
@@ -546,10 +550,12 @@ impl Cache {
             return Ok(());
         }
         let ttl = self.ttl_or_default(ttl);
-        // Kept past its TTL for the stale window of the functions that may read it; each
-        // reader serves it stale only within its own `stale_for`.
-        let stale = self.set_keep();
-        let keep = ttl.saturating_add(stale);
+        // Kept past its TTL for the stale window of the functions that may read it (each
+        // reader serves it stale only within its own `stale_for`): in this process's L1 for
+        // the longest it knows, bounded by L1's capacity; in Redis for the cache's own
+        // `stale_for` only, which the application chose for every value it shares.
+        let keep = ttl.saturating_add(self.set_keep());
+        let shared_keep = ttl.saturating_add(self.inner.defaults.stale_for.min(crate::MAX_TTL));
         let entry = |value| Entry::with_stale(Arc::new(value), ttl, keep);
         let inner = &self.inner;
         // A flight of its own: a load in flight for the key (which read before this write)
@@ -571,7 +577,7 @@ impl Cache {
             Err(err) => (envelope::tombstone(inner.instance), Err(err)),
         };
         let stored_for = if shared.is_ok() {
-            keep
+            shared_keep
         } else {
             inner.tombstone_ttl
         };
