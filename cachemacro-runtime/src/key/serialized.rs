@@ -1,42 +1,5 @@
-//! Any `serde::Serialize` value as key text: [`write_serialized`].
-//!
-//! A placeholder whose type is not a [`KeyPart`](super::KeyPart) but is `Serialize` (a
-//! `#[derive(Serialize)]` query struct, `SmartString`, a newtype around `uuid` 0.8) is
-//! written through this serializer. What it writes is a function of the serialized data
-//! alone, the same in every process and every build, and two different serializations never
-//! write one text. Each kind of data starts with its own character, so that a reader (and
-//! the test that checks this) can tell them apart without knowing the type:
-//!
-//! | serde data | text |
-//! |---|---|
-//! | `bool` | `true`, `false` |
-//! | integers | decimal: `42`, `-7` |
-//! | floats | as [`KeyPart`](super::KeyPart) writes them: `0.5`, `1e300`, `-0.0`, `NaN`, `inf` |
-//! | `str`, `char` | quoted and escaped as text (and `'` as `%27`): `'ada'`, `'a%3Ab'` |
-//! | bytes | `#` and lower-case hex: `#00ff` |
-//! | `None`, `Some(x)` | `~`, `~x` |
-//! | unit, unit struct | `()` |
-//! | newtype struct | its field's text: a wrapper writes what it wraps |
-//! | sequence | `[a,b]` |
-//! | tuple, tuple struct | `(a,b)` |
-//! | struct | `(field=a,other=b)`; one with no field serialized `(=)` |
-//! | map | `[key=value,...]` in sorted order; empty `[=]` |
-//! | enum variant | its name: `Active`, `Id(42)`, `Range(1,9)`, `Rect(w=1,h=2)` |
-//!
-//! Names (fields, variants) are escaped as text, and `'` and `=` too. A variant name that
-//! could be read as something else (empty, not starting with a letter or `_`, or `true`,
-//! `false`, `NaN`, `inf`) is written after a `$`.
-//!
-//! What is not written: the names of types (a struct's, an enum's, a newtype's), variant
-//! indexes, and the order of a map's entries (a `HashMap` iterates in a different order in
-//! every process; its entries are written sorted). A number is written by its value, not its
-//! width. Everything else is, so the key of a value changes when its serialization does:
-//! renaming a field or a variant, `#[serde(rename)]`, `skip`, `flatten`, `tag`, `untagged`,
-//! or a new field.
-//!
-//! A sequence is written in the order it serializes in: a `HashSet` (which serializes as a
-//! sequence, in an order of its own) inside a `Serialize` type may write equal sets as two
-//! keys. That costs a miss, never a wrong value; a `BTreeSet` writes one key.
+//! Any `serde::Serialize` value as key text: [`write_serialized`] (the encoding is
+//! described there).
 
 use std::fmt::{self, Display, Write as _};
 
@@ -44,9 +7,45 @@ use serde::ser::{self, Serialize};
 
 use super::{write_text, KeyPart};
 
-/// Appends the key text of any `Serialize` value to `out`, as the [module
-/// documentation](self) describes; `#[cached]` writes a placeholder of a type that is not a
-/// [`KeyPart`](super::KeyPart) this way.
+/// Appends the key text of any `Serialize` value to `out`: `#[cached]` writes a placeholder
+/// of a type that is not a [`KeyPart`] this way.
+///
+/// Such a placeholder (a `#[derive(Serialize)]` query struct, `SmartString`, a newtype
+/// around `uuid` 0.8's `Uuid`) is written through this serializer. What it writes is a function of the serialized data
+/// alone, the same in every process and every build, and two different serializations never
+/// write one text. Each kind of data starts with its own character, so that a reader (and
+/// the test that checks this) can tell them apart without knowing the type:
+///
+/// | serde data | text |
+/// |---|---|
+/// | `bool` | `true`, `false` |
+/// | integers | decimal: `42`, `-7` |
+/// | floats | as [`KeyPart`] writes them: `0.5`, `1e300`, `-0.0`, `NaN`, `inf` |
+/// | `str`, `char` | quoted and escaped as text (and `'` as `%27`): `'ada'`, `'a%3Ab'` |
+/// | bytes | `#` and lower-case hex: `#00ff` |
+/// | `None`, `Some(x)` | `~`, `~x` |
+/// | unit, unit struct | `()` |
+/// | newtype struct | its field's text: a wrapper writes what it wraps |
+/// | sequence | `[a,b]` |
+/// | tuple, tuple struct | `(a,b)` |
+/// | struct | `(field=a,other=b)`; one with no field serialized `(=)` |
+/// | map | `[key=value,...]` in sorted order; empty `[=]` |
+/// | enum variant | its name: `Active`, `Id(42)`, `Range(1,9)`, `Rect(w=1,h=2)` |
+///
+/// Names (fields, variants) are escaped as text, and `'` and `=` too. A variant name that
+/// could be read as something else (empty, not starting with a letter or `_`, or `true`,
+/// `false`, `NaN`, `inf`) is written after a `$`.
+///
+/// What is not written: the names of types (a struct's, an enum's, a newtype's), variant
+/// indexes, and the order of a map's entries (a `HashMap` iterates in a different order in
+/// every process; its entries are written sorted). A number is written by its value, not its
+/// width. Everything else is, so the key of a value changes when its serialization does:
+/// renaming a field or a variant, `#[serde(rename)]`, `skip`, `flatten`, `tag`, `untagged`,
+/// or a new field.
+///
+/// A sequence is written in the order it serializes in: a `HashSet` (which serializes as a
+/// sequence, in an order of its own) inside a `Serialize` type may write equal sets as two
+/// keys. That costs a miss, never a wrong value; a `BTreeSet` writes one key.
 ///
 /// Use it in a hand-written `KeyPart` for a part that is `Serialize`:
 ///
