@@ -81,10 +81,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 /// `type_name` says where the function is declared (see `key_path`).
 fn path_marker(model: &Model) -> Option<Ident> {
     (model.kind == Kind::Free && model.key.is_none()).then(|| {
-        Ident::new(
-            &format!("__cachemacro_path_of_{}", model.func.sig.ident),
-            Span::call_site(),
-        )
+        let name = model.func.sig.ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name);
+        Ident::new(&format!("__cachemacro_path_of_{name}"), Span::call_site())
     })
 }
 

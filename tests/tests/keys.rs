@@ -1401,3 +1401,14 @@ async fn a_function_declared_in_a_body_has_its_companion() {
     in_body(4).await;
     assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 2, "removed, loaded again");
 }
+
+#[cached(cache = &*CACHE)]
+async fn r#match(r#type: u64) -> u64 {
+    r#type
+}
+
+#[tokio::test]
+async fn a_function_with_a_raw_name_has_its_companion() {
+    assert_eq!(r#match(3).await, 3);
+    assert_eq!(r#match::key(3), "keys::r#match:3");
+}
