@@ -845,11 +845,23 @@ where
     }
 }
 
+#[cached(key = "t:<a>:<b>", cache = &*CACHE)]
+async fn serialize_separated(a: Wrapper<Option<String>>, b: Either<String>) -> u8 {
+    0
+}
+
+#[cached(key = "t:<a>,<b>", cache = &*CACHE)]
+async fn serialize_comma_separated(a: Either<Vec<String>>, b: Loose) -> u8 {
+    0
+}
+
 #[test]
 fn templates_keep_keys_injective() {
     assert_keys_injective(colon_separated::key);
     assert_keys_injective(comma_separated::key);
     assert_keys_injective(bar_separated::key);
+    assert_keys_injective(serialize_separated::key);
+    assert_keys_injective(serialize_comma_separated::key);
 }
 
 /// An enum without variants has no values, and derives `KeyPart` all the same.
