@@ -29,6 +29,10 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// One run at a time in this binary: each starts its servers and three workers, which on
+/// two cores is all the machine has (a worker that cannot start in time fails the run).
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What a run of the workers saw, with the faults injected meanwhile.
 struct Run {
     histories: Vec<cachemacro_tests::history::History>,
@@ -57,7 +61,7 @@ where
                 ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
                 .expect("the history worker starts");
@@ -135,6 +139,7 @@ fn report(name: &str, run: &Run, excuse_outages: bool) -> (usize, Vec<u64>, u64,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before_it() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let seconds = env_number("HISTORY_SECONDS", 20);
     let workers = env_number("HISTORY_WORKERS", 3) as usize;
     let mut server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
@@ -167,6 +172,7 @@ async fn no_read_returns_a_value_older_than_an_invalidation_that_returned_before
 /// pauses, and the bus's connections are cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_no_read_returns_a_value_older_than_an_invalidation_that_returned_before_it() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let seconds = env_number("HISTORY_SECONDS", 20);
     let workers = env_number("HISTORY_WORKERS", 3) as usize;
     let bus = std::env::var("HISTORY_BUS").unwrap_or_else(|_| "sharded".into());

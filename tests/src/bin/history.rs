@@ -242,13 +242,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => builder.redis(cache_url),
     };
-    let cache = builder
+    let builder = builder
         .redis_timeout(Duration::from_millis(300))
         .bus_heartbeat(Duration::from_millis(200))
         .compression(compression)
-        .compress_above(256)
-        .build()
-        .await?;
+        .compress_above(256);
+    // A cluster cache fails to build when no node answers its first call in time (a busy
+    // machine): retry, as a service's start-up would.
+    let mut attempts = 0;
+    let cache = loop {
+        match builder.clone().build().await {
+            Ok(cache) => break cache,
+            Err(err) if attempts < 20 => {
+                attempts += 1;
+                eprintln!("history worker {id}: {err}; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
     cachemacro::set_global(cache.clone())?;
 
     // The bus's state, as often as it can be looked at.
