@@ -1228,6 +1228,67 @@ pub async fn on<F: std::future::Future>(cache: &cachemacro::Cache, f: F) -> F::O
     INSTANCE.scope(cache.clone(), f).await
 }
 
+/// A cache builder for namespace `ns` on `cluster` with `channels` for its bus, with the
+/// timings the tests use (a 500 ms Redis timeout, a 200 ms bus heartbeat).
+pub fn cluster_builder(
+    cluster: &RedisCluster,
+    ns: &str,
+    channels: cachemacro::BusChannels,
+) -> cachemacro::CacheBuilder {
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    cachemacro::Cache::builder()
+        .namespace(ns)
+        .redis_cluster(&nodes)
+        .bus_channels(channels)
+        .redis_timeout(Duration::from_millis(500))
+        .bus_heartbeat(Duration::from_millis(200))
+}
+
+/// Reads keys `0..keys` with `read` on one task while `invalidate` runs back to back on
+/// this one, followed each time by `refill` (the writer's own reads), for two seconds: the
+/// ordinary race of a read registering while its tag is invalidated. Returns how many
+/// invalidations ran.
+pub async fn race_reads_with_invalidations<R, RF, I, IF, W, WF>(
+    read: R,
+    invalidate: I,
+    refill: W,
+    keys: u64,
+) -> u64
+where
+    R: Fn(u64) -> RF + Send + 'static,
+    RF: std::future::Future<Output = ()> + Send,
+    I: Fn() -> IF,
+    IF: std::future::Future<Output = ()>,
+    W: Fn(u64) -> WF,
+    WF: std::future::Future<Output = ()>,
+{
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut id = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                read(id % keys).await;
+                id += 1;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut invalidations = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        invalidate().await;
+        invalidations += 1;
+        for id in 0..keys {
+            refill(id).await;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    reads.await.expect("the reader ran");
+    invalidations
+}
+
 /// A cache instance on `server` in namespace `ns`, with short timeouts for outage tests.
 pub async fn instance(server: &RedisServer, ns: &str) -> cachemacro::Cache {
     cachemacro::Cache::builder()

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cachemacro::{cached, BusChannels, Cache};
-use cachemacro_tests::{current, eventually, on, RedisCluster};
+use cachemacro_tests::{
+    cluster_builder, current, eventually, on, race_reads_with_invalidations, RedisCluster,
+};
 use once_cell::sync::Lazy;
 
 /// The source of truth: id -> version.
@@ -39,14 +41,7 @@ const ITEMS: u64 = 200;
 const BOUND: Duration = Duration::from_secs(1);
 
 async fn instance(cluster: &RedisCluster, channels: BusChannels) -> Cache {
-    let urls = cluster.urls();
-    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
-    Cache::builder()
-        .namespace("ops")
-        .redis_cluster(&nodes)
-        .bus_channels(channels)
-        .redis_timeout(Duration::from_millis(500))
-        .bus_heartbeat(Duration::from_millis(200))
+    cluster_builder(cluster, "ops", channels)
         .build()
         .await
         .expect("the cluster cache builds")
@@ -97,6 +92,16 @@ impl Report {
         if examples.len() < 5 {
             examples.push(what);
         }
+    }
+
+    /// No invalidation failed and no read was stale.
+    fn assert_clean(&self) {
+        assert_eq!(
+            self.errors.load(Ordering::SeqCst),
+            0,
+            "no invalidation failed"
+        );
+        assert_eq!(self.stale.load(Ordering::SeqCst), 0, "no stale read");
     }
 
     fn print(&self, name: &str) {
@@ -246,12 +251,7 @@ async fn a_slot_migration_held_open_with_keys_on_both_sides_costs_no_invalidatio
     report.print("migration window");
     assert_eq!(cluster.primary_of(slot), to, "the slot moved");
     assert!(report.invalidations.load(Ordering::SeqCst) > 20);
-    assert_eq!(
-        report.errors.load(Ordering::SeqCst),
-        0,
-        "no invalidation failed"
-    );
-    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+    report.assert_clean();
 }
 
 /// Counts the changes of `redis_available()` on `cache` until `done`.
@@ -400,29 +400,24 @@ async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_t
         on(&b, spread(id)).await;
     }
     let before = b.stats().unusable_values;
-    let done = Arc::new(AtomicBool::new(false));
-    let reads = {
-        let (b, done) = (b.clone(), Arc::clone(&done));
-        tokio::spawn(async move {
-            let mut id = 0;
-            while !done.load(Ordering::SeqCst) {
-                on(&b, spread(id % 50)).await;
-                id += 1;
-                tokio::task::yield_now().await;
+    let reader = b.clone();
+    let invalidations = race_reads_with_invalidations(
+        move |id| {
+            let reader = reader.clone();
+            async move {
+                on(&reader, spread(id)).await;
             }
-        })
-    };
-    let mut invalidations = 0;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        a.invalidate_tag("spread").await.unwrap();
-        invalidations += 1;
-        for id in 0..50 {
-            on(&a, spread(id)).await;
-        }
-    }
-    done.store(true, Ordering::SeqCst);
-    reads.await.unwrap();
+        },
+        || async { a.invalidate_tag("spread").await.map(drop).unwrap() },
+        |id| {
+            let writer = &a;
+            async move {
+                on(writer, spread(id)).await;
+            }
+        },
+        50,
+    )
+    .await;
     let unlisted = b.stats().unusable_values - before;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
     assert!(invalidations > 10);
@@ -469,12 +464,7 @@ async fn a_full_reshard_under_load_costs_no_invalidation_and_no_stale_read() {
         started.elapsed().as_secs_f64()
     ));
     assert_eq!(cluster.slot_count(from), 0, "every slot moved");
-    assert_eq!(
-        report.errors.load(Ordering::SeqCst),
-        0,
-        "no invalidation failed"
-    );
-    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+    report.assert_clean();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,35 +484,20 @@ async fn adding_a_primary_and_rebalancing_under_load_costs_no_invalidation_and_n
     })
     .await;
     report.print("a primary added and rebalanced, classic bus");
-    assert_eq!(
-        report.errors.load(Ordering::SeqCst),
-        0,
-        "no invalidation failed"
-    );
-    assert_eq!(report.stale.load(Ordering::SeqCst), 0, "no stale read");
+    report.assert_clean();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_sharded_bus_is_deaf_a_group_version_is_read_from_redis() {
     let mut cluster = RedisCluster::start_with_replicas(3, 1);
     let build = |cluster: &RedisCluster| {
-        let urls = cluster.urls();
-        async move {
-            let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
-            Cache::builder()
-                .namespace("ops")
-                .redis_cluster(&nodes)
-                .bus_channels(BusChannels::Sharded)
-                .redis_timeout(Duration::from_millis(500))
-                .version_refresh(Duration::from_secs(30))
-                .compat_0_1(false)
-                .build()
-                .await
-                .expect("the cluster cache builds")
-        }
+        cluster_builder(cluster, "ops", BusChannels::Sharded)
+            .version_refresh(Duration::from_secs(30))
+            .compat_0_1(false)
+            .build()
     };
-    let a = build(&cluster).await;
-    let b = build(&cluster).await;
+    let a = build(&cluster).await.unwrap();
+    let b = build(&cluster).await.unwrap();
     assert!(
         eventually(Duration::from_secs(20), || a.bus_connected()
             && b.bus_connected())
@@ -627,12 +602,8 @@ async fn a_failover_to_a_lagging_replica_loses_an_ok_removal_unless_the_primary_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_primary_costs_the_reads_of_its_slots_one_timeout_not_one_each() {
     let cluster = RedisCluster::start_with_replicas(3, 1);
-    let urls = cluster.urls();
-    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
     let timeout = Duration::from_millis(200);
-    let cache = Cache::builder()
-        .namespace("ops")
-        .redis_cluster(&nodes)
+    let cache = cluster_builder(&cluster, "ops", BusChannels::Classic)
         .redis_timeout(timeout)
         .build()
         .await

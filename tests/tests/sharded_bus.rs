@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cachemacro::{cached, BusChannels, Cache};
-use cachemacro_tests::{current, eventually, on, RedisCluster};
+use cachemacro_tests::{cluster_builder, current, eventually, on, RedisCluster};
 use once_cell::sync::Lazy;
 
 static ROWS: Lazy<Mutex<HashMap<u64, String>>> = Lazy::new(Default::default);
@@ -34,14 +34,7 @@ const CLASSIC: &str = "shop:c1:bus";
 const PROPAGATION: Duration = Duration::from_secs(3);
 
 async fn instance(cluster: &RedisCluster, channels: BusChannels) -> Cache {
-    let urls = cluster.urls();
-    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
-    Cache::builder()
-        .namespace("shop")
-        .redis_cluster(&nodes)
-        .bus_channels(channels)
-        .redis_timeout(Duration::from_millis(500))
-        .bus_heartbeat(Duration::from_millis(200))
+    cluster_builder(cluster, "shop", channels)
         .build()
         .await
         .expect("the cluster cache builds")

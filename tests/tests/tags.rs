@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cachemacro::{cached, Cache};
-use cachemacro_tests::{current, eventually, instance, on, RedisServer};
+use cachemacro_tests::{
+    current, eventually, instance, on, race_reads_with_invalidations, RedisServer,
+};
 use once_cell::sync::Lazy;
 use tokio::sync::Semaphore;
 
@@ -334,48 +336,34 @@ async fn member(id: u64) -> String {
     name("race", id)
 }
 
-/// Reads on `reader` and invalidations of the tag `club` on `writer`, side by side for two
-/// seconds, with no eviction at all: the ordinary race of a read registering while the tag
-/// is being invalidated. Returns how many values the reads took for unlisted (a tag set
-/// Redis lost), and how many invalidations ran.
-pub async fn race_reads_with_tag_invalidations(writer: &Cache, reader: &Cache) -> (u64, u64) {
-    for id in 0..50 {
-        on(reader, member(id)).await;
-    }
-    let before = reader.stats().unusable_values;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reads = {
-        let reader = reader.clone();
-        let stop = std::sync::Arc::clone(&stop);
-        tokio::spawn(async move {
-            let mut id = 0;
-            while !stop.load(Ordering::SeqCst) {
-                on(&reader, member(id % 50)).await;
-                id += 1;
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-    let mut invalidations = 0;
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        writer.invalidate_tag("club").await.unwrap();
-        invalidations += 1;
-        for id in 0..50 {
-            on(writer, member(id)).await;
-        }
-    }
-    stop.store(true, Ordering::SeqCst);
-    reads.await.unwrap();
-    (reader.stats().unusable_values - before, invalidations)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
     let server = RedisServer::start();
     let a = instance(&server, "app").await;
     let b = instance(&server, "app").await;
-    let (unlisted, invalidations) = race_reads_with_tag_invalidations(&a, &b).await;
+    for id in 0..50 {
+        on(&b, member(id)).await;
+    }
+    let before = b.stats().unusable_values;
+    let reader = b.clone();
+    let invalidations = race_reads_with_invalidations(
+        move |id| {
+            let reader = reader.clone();
+            async move {
+                on(&reader, member(id)).await;
+            }
+        },
+        || async { a.invalidate_tag("club").await.map(drop).unwrap() },
+        |id| {
+            let writer = &a;
+            async move {
+                on(writer, member(id)).await;
+            }
+        },
+        50,
+    )
+    .await;
+    let unlisted = b.stats().unusable_values - before;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
     assert!(invalidations > 10);
     assert_eq!(
