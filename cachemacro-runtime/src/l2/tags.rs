@@ -19,23 +19,35 @@ use crate::link::{Access, Fault};
 /// How many members one step of a cluster's take moves.
 const CHUNK: usize = 500;
 
+/// The end of a script that added to the pending set `pending`: drops the members whose
+/// deadline is before ARGV[1] (now, ms), keeps the set as long as its last member can live
+/// (plus a minute for clock skew), and returns how many it holds.
+macro_rules! settle_pending {
+    () => {
+        r"
+redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. ARGV[1])
+local last = redis.call('ZRANGE', pending, -1, -1, 'WITHSCORES')
+if last[2] then
+    redis.call('PEXPIREAT', pending, math.floor(tonumber(last[2])) + 60000)
+end
+return redis.call('ZCARD', pending)
+"
+    };
+}
+
 /// Moves a tag's live registrations into its pending set (what an invalidation of the tag
 /// still has to tombstone), atomically: a load that registers afterwards starts a new set.
 /// The pending set lives as long as its last member can (plus a minute for clock skew).
 /// KEYS[1]: the tag's sorted set; KEYS[2]: its pending set. ARGV[1]: now (ms).
 static TAKE: Lazy<Script> = Lazy::new(|| {
-    Script::new(
+    Script::new(concat!(
         r"
-redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MAX')
+local pending = KEYS[2]
+redis.call('ZUNIONSTORE', pending, 2, pending, KEYS[1], 'AGGREGATE', 'MAX')
 redis.call('DEL', KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then
-    redis.call('PEXPIREAT', KEYS[2], math.floor(tonumber(last[2])) + 60000)
-end
-return redis.call('ZCARD', KEYS[2])
 ",
-    )
+        settle_pending!()
+    ))
 });
 
 /// Moves the members of an older version's set (KEYS[1]) into a pending set (KEYS[2]),
@@ -75,19 +87,15 @@ return removed
 /// minute for clock skew), and returns how many it holds: `TAKE`'s second half, for one
 /// key of a cluster.
 static PEND: Lazy<Script> = Lazy::new(|| {
-    Script::new(
+    Script::new(concat!(
         r"
+local pending = KEYS[1]
 for i = 2, #ARGV, 2 do
-    redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', pending, 'GT', ARGV[i], ARGV[i + 1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then
-    redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 60000)
-end
-return redis.call('ZCARD', KEYS[1])
 ",
-    )
+        settle_pending!()
+    ))
 });
 
 impl L2 {
