@@ -255,6 +255,13 @@ where
     for item in items {
         let mut skey = cache.key_buffer(place, 32);
         write(&item, &mut skey);
+        if crate::key::is_unkeyable(&skey) {
+            // A key part could not be written: the element is loaded for this call alone
+            // (a flight of its own) and stored nowhere.
+            static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            skey.push_str(&call.to_string());
+        }
         if seen_keys.insert(skey.clone(), ()).is_some() {
             continue;
         }
@@ -500,8 +507,10 @@ impl<K, V: CacheValue, A: Absence<V>> Begun<K, V, A> {
                     },
                 };
                 let value = Arc::new(stored);
-                if leader.is_stale() {
-                    crate::stats::bump(&cache.inner.counters.stale_loads_dropped);
+                if leader.is_stale() || crate::key::is_unkeyable(&element.skey) {
+                    if leader.is_stale() {
+                        crate::stats::bump(&cache.inner.counters.stale_loads_dropped);
+                    }
                     landing.push((i, value, false));
                     continue;
                 }

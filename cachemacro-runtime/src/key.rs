@@ -225,6 +225,17 @@ pub fn write_text(text: &str, out: &mut String) {
     }
 }
 
+/// What a key part writes when it cannot write its value (see [`write_serialized`]): a
+/// control character, which [`write_text`] and every key part escape, so no value's key
+/// holds it.
+pub(crate) const UNKEYABLE: char = '\0';
+
+/// Whether a key holds the mark of a part that could not be written: the call must run
+/// without the cache, since two values would share the key.
+pub fn is_unkeyable(key: &str) -> bool {
+    key.contains(UNKEYABLE)
+}
+
 /// Returns `text` escaped as by [`write_text`].
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

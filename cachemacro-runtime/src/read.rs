@@ -727,6 +727,10 @@ impl Cache {
         M: Mode<R>,
         B: Run<M, R> + Solo<R>,
     {
+        if crate::key::is_unkeyable(&skey) {
+            // A key part could not be written: two calls would share this key.
+            return self.solo(body, &options.call).await;
+        }
         match self.follow_or_lead::<M::Value>(&skey).await {
             Joined::Value(value) => {
                 options.call.ended(Ended::Joined);

@@ -1424,3 +1424,60 @@ async fn a_function_with_a_raw_name_has_its_companion() {
     assert_eq!(r#match(3).await, 3);
     assert_eq!(r#match::key(3), "keys::r#match:3");
 }
+
+/// A value whose `Serialize` fails for some values, as a `Path` that is not UTF-8 does.
+#[derive(Clone, Debug)]
+struct Picky(u32);
+
+impl Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 >= 100 {
+            return Err(serde::ser::Error::custom("too large to write"));
+        }
+        s.serialize_u32(self.0)
+    }
+}
+
+static PICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "picky:<p>:<n>", cache = &*CACHE)]
+async fn picky(p: Picky, n: u32) -> u32 {
+    PICKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    p.0 + n
+}
+
+#[cached(key = "picky_many:<p>:<n>", batch(n in ns), cache = &*CACHE)]
+async fn picky_many(p: Picky, ns: Vec<u32>) -> HashMap<u32, u32> {
+    PICKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    ns.into_iter().map(|n| (n, p.0 + n)).collect()
+}
+
+#[tokio::test]
+async fn a_value_whose_serialize_fails_runs_its_call_without_the_cache_and_never_shares_an_entry() {
+    // Values it can write are cached as usual.
+    assert_eq!(picky(Picky(1), 1).await, 2);
+    let runs = PICKY_RUNS.load(Ordering::SeqCst);
+    assert_eq!(picky(Picky(1), 1).await, 2);
+    assert_eq!(PICKY_RUNS.load(Ordering::SeqCst), runs, "a hit");
+
+    // Two values it cannot write: each call runs its body and returns its own result.
+    assert_eq!(picky(Picky(100), 1).await, 101);
+    assert_eq!(picky(Picky(200), 1).await, 201);
+    assert_eq!(picky(Picky(100), 1).await, 101);
+    assert_eq!(
+        PICKY_RUNS.load(Ordering::SeqCst),
+        runs + 3,
+        "no call was cached"
+    );
+
+    // Batches too, element by element.
+    assert_eq!(
+        picky_many(Picky(300), vec![1, 2]).await,
+        HashMap::from([(1, 301), (2, 302)])
+    );
+    assert_eq!(
+        picky_many(Picky(400), vec![1, 2]).await,
+        HashMap::from([(1, 401), (2, 402)])
+    );
+    assert_eq!(PICKY_RUNS.load(Ordering::SeqCst), runs + 5);
+}

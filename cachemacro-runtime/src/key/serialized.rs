@@ -1,6 +1,7 @@
 //! Any `serde::Serialize` value as key text: [`write_serialized`] (the encoding is
 //! described there).
 
+use crate::throttle::warn_throttled;
 use std::fmt::{self, Display, Write as _};
 
 use serde::ser::{self, Serialize};
@@ -58,17 +59,20 @@ use super::{write_text, KeyPart};
 /// assert_eq!(key, "(status='open',page=2)");
 /// ```
 ///
-/// # Panics
-///
 /// When the value's `Serialize` implementation fails (a `Path` that is not UTF-8, a
-/// poisoned `Mutex`): no key would tell that value apart from another.
+/// poisoned `Mutex`), no key would tell that value apart from another: it writes a mark no
+/// key part writes (see [`is_unkeyable`](crate::key::is_unkeyable)), and a `#[cached]`
+/// call whose key holds it runs its body without the cache (logged, rate-limited), rather
+/// than panic or share an entry between two values.
 pub fn write_serialized<T: Serialize + ?Sized>(value: &T, out: &mut String) {
     let start = out.len();
     if let Err(error) = value.serialize(Writer { out: &mut *out }) {
         out.truncate(start);
-        panic!(
-            "a `{}` cannot be written as a cache key: its `Serialize` implementation failed ({error}); key on a field of it instead",
-            std::any::type_name::<T>()
+        out.push(crate::key::UNKEYABLE);
+        warn_throttled!(
+            r#type = std::any::type_name::<T>(),
+            %error,
+            "cache: a value cannot be written as a cache key (its `Serialize` implementation failed): the call runs without the cache; key on a field of it instead"
         );
     }
 }
@@ -557,14 +561,16 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "cannot be written as a cache key")]
-    fn a_failing_serialize_panics() {
+    fn a_failing_serialize_writes_the_unkeyable_mark() {
         struct Fails;
         impl Serialize for Fails {
             fn serialize<S: ser::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
                 Err(ser::Error::custom("no"))
             }
         }
-        enc(&Fails);
+        let key = enc(&Fails);
+        assert!(crate::key::is_unkeyable(&key), "{key:?}");
+        assert!(!crate::key::is_unkeyable(&enc(&"a\0b")));
+        assert!(!crate::key::is_unkeyable(&enc(&"\u{0}")));
     }
 }
