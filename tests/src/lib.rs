@@ -1245,31 +1245,33 @@ pub fn cluster_builder(
         .bus_heartbeat(Duration::from_millis(200))
 }
 
-/// Reads keys `0..keys` with `read` on one task while `invalidate` runs back to back on
-/// this one, followed each time by `refill` (the writer's own reads), for two seconds: the
-/// ordinary race of a read registering while its tag is invalidated. Returns how many
-/// invalidations ran.
-pub async fn race_reads_with_invalidations<R, RF, I, IF, W, WF>(
+/// Reads keys `0..keys` through `read` (a cached function) on `reader`, on a task of its
+/// own, while `writer` invalidates `tag` back to back and reads every key again after each
+/// invalidation, for two seconds: the ordinary race of a read registering while its tag is
+/// invalidated. Returns how many values `reader` took for unlisted under a tag (its
+/// `unusable_values`), and how many invalidations ran.
+pub async fn race_reads_with_tag_invalidations<R, F>(
+    writer: &cachemacro::Cache,
+    reader: &cachemacro::Cache,
+    tag: &str,
     read: R,
-    invalidate: I,
-    refill: W,
     keys: u64,
-) -> u64
+) -> (u64, u64)
 where
-    R: Fn(u64) -> RF + Send + 'static,
-    RF: std::future::Future<Output = ()> + Send,
-    I: Fn() -> IF,
-    IF: std::future::Future<Output = ()>,
-    W: Fn(u64) -> WF,
-    WF: std::future::Future<Output = ()>,
+    R: Fn(u64) -> F + Copy + Send + 'static,
+    F: std::future::Future + Send,
 {
+    for id in 0..keys {
+        on(reader, read(id)).await;
+    }
+    let before = reader.stats().unusable_values;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reads = {
-        let stop = std::sync::Arc::clone(&stop);
+        let (reader, stop) = (reader.clone(), std::sync::Arc::clone(&stop));
         tokio::spawn(async move {
             let mut id = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                read(id % keys).await;
+                on(&reader, read(id % keys)).await;
                 id += 1;
                 tokio::task::yield_now().await;
             }
@@ -1278,15 +1280,18 @@ where
     let mut invalidations = 0;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
-        invalidate().await;
+        writer
+            .invalidate_tag(tag)
+            .await
+            .expect("the tag is invalidated");
         invalidations += 1;
         for id in 0..keys {
-            refill(id).await;
+            on(writer, read(id)).await;
         }
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     reads.await.expect("the reader ran");
-    invalidations
+    (reader.stats().unusable_values - before, invalidations)
 }
 
 /// A cache instance on `server` in namespace `ns`, with short timeouts for outage tests.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cachemacro::{cached, BusChannels, Cache};
 use cachemacro_tests::{
-    cluster_builder, current, eventually, on, race_reads_with_invalidations, RedisCluster,
+    cluster_builder, current, eventually, on, race_reads_with_tag_invalidations, RedisCluster,
 };
 use once_cell::sync::Lazy;
 
@@ -396,29 +396,8 @@ async fn while_a_dead_primary_silences_the_sharded_bus_no_instance_serves_what_a
 async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
     let cluster = RedisCluster::start(3);
     let (a, b) = two_instances(&cluster, BusChannels::Classic).await;
-    for id in 0..50 {
-        on(&b, spread(id)).await;
-    }
-    let before = b.stats().unusable_values;
-    let reader = b.clone();
-    let invalidations = race_reads_with_invalidations(
-        move |id| {
-            let reader = reader.clone();
-            async move {
-                on(&reader, spread(id)).await;
-            }
-        },
-        || async { a.invalidate_tag("spread").await.map(drop).unwrap() },
-        |id| {
-            let writer = &a;
-            async move {
-                on(writer, spread(id)).await;
-            }
-        },
-        50,
-    )
-    .await;
-    let unlisted = b.stats().unusable_values - before;
+    let (unlisted, invalidations) =
+        race_reads_with_tag_invalidations(&a, &b, "spread", spread, 50).await;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
     assert!(invalidations > 10);
     // A key that an invalidation still has to tombstone counts as listed: 0.2.0 took about

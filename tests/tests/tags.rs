@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachemacro::{cached, Cache};
 use cachemacro_tests::{
-    current, eventually, instance, on, race_reads_with_invalidations, RedisServer,
+    current, eventually, instance, on, race_reads_with_tag_invalidations, RedisServer,
 };
 use once_cell::sync::Lazy;
 use tokio::sync::Semaphore;
@@ -341,29 +341,8 @@ async fn a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
     let server = RedisServer::start();
     let a = instance(&server, "app").await;
     let b = instance(&server, "app").await;
-    for id in 0..50 {
-        on(&b, member(id)).await;
-    }
-    let before = b.stats().unusable_values;
-    let reader = b.clone();
-    let invalidations = race_reads_with_invalidations(
-        move |id| {
-            let reader = reader.clone();
-            async move {
-                on(&reader, member(id)).await;
-            }
-        },
-        || async { a.invalidate_tag("club").await.map(drop).unwrap() },
-        |id| {
-            let writer = &a;
-            async move {
-                on(writer, member(id)).await;
-            }
-        },
-        50,
-    )
-    .await;
-    let unlisted = b.stats().unusable_values - before;
+    let (unlisted, invalidations) =
+        race_reads_with_tag_invalidations(&a, &b, "club", member, 50).await;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
     assert!(invalidations > 10);
     assert_eq!(
