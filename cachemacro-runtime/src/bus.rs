@@ -738,39 +738,9 @@ async fn cluster_slots(
         ConnectionAddr::Unix(_) => String::new(),
         _ => String::new(),
     };
-    let bad = || RedisError::from((ErrorKind::UnexpectedReturnType, "unreadable CLUSTER SLOTS"));
-    let Value::Array(ranges) = answer else {
-        return Err(bad());
-    };
-    let mut layout = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        // `[start, end, [host, port, id, ...], replicas...]`
-        let Value::Array(fields) = range else {
-            return Err(bad());
-        };
-        let mut fields = fields.into_iter();
-        let (Some(start), Some(end), Some(Value::Array(primary))) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad());
-        };
-        let mut primary = primary.into_iter();
-        let (Some(host), Some(port)) = (primary.next(), primary.next()) else {
-            return Err(bad());
-        };
-        let host: Option<String> = redis::from_redis_value(host).map_err(|_| bad())?;
-        // An empty (or unknown) host means the node asked.
-        let host = host
-            .filter(|h| !h.is_empty() && h != "?")
-            .unwrap_or_else(|| asked.clone());
-        layout.push((
-            redis::from_redis_value(start).map_err(|_| bad())?,
-            redis::from_redis_value(end).map_err(|_| bad())?,
-            host,
-            redis::from_redis_value(port).map_err(|_| bad())?,
-        ));
-    }
-    Ok(layout)
+    crate::l2::parse_cluster_slots(answer, &asked).ok_or_else(|| {
+        RedisError::from((ErrorKind::UnexpectedReturnType, "unreadable CLUSTER SLOTS"))
+    })
 }
 
 /// Forwards a sharded subscription's messages and pings its connection every heartbeat,

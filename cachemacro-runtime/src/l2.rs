@@ -7,6 +7,7 @@ mod purge;
 mod tagged;
 mod tags;
 
+pub(crate) use doubts::parse_cluster_slots;
 pub(crate) use purge::Burial;
 
 use std::time::Duration;

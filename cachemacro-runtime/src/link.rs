@@ -495,11 +495,7 @@ impl Link {
     }
 
     /// Whether [`close`](Self::close) was called.
-    pub(crate) fn is_closed_now(&self) -> bool {
-        self.is_closed()
-    }
-
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.shared
             .closed
             .load(std::sync::atomic::Ordering::Acquire)

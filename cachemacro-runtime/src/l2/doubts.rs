@@ -172,7 +172,7 @@ impl L2 {
                         .await
                     })
                     .await;
-            if answered.is_ok() || self.link.is_closed_now() {
+            if answered.is_ok() || self.link.is_closed() {
                 break;
             }
             pause = (pause * 2).min(timeout);
@@ -214,27 +214,45 @@ impl L2 {
                 .await
             })
             .await?;
-        let Value::Array(ranges) = answer else {
-            return Ok(Vec::new());
-        };
-        Ok(ranges
+        // The node that answered is not known here: an empty host stays empty.
+        Ok(parse_cluster_slots(answer, "")
+            .unwrap_or_default()
             .into_iter()
-            .filter_map(|range| {
-                // `[start, end, [host, port, id, ...], replicas...]`
-                let Value::Array(fields) = range else {
-                    return None;
-                };
-                let mut fields = fields.into_iter();
-                let start: u16 = redis::from_redis_value(fields.next()?).ok()?;
-                let end: u16 = redis::from_redis_value(fields.next()?).ok()?;
-                let Value::Array(primary) = fields.next()? else {
-                    return None;
-                };
-                let mut primary = primary.into_iter();
-                let host: String = redis::from_redis_value(primary.next()?).unwrap_or_default();
-                let port: u16 = redis::from_redis_value(primary.next()?).ok()?;
-                Some((start, end, format!("{host}:{port}")))
-            })
+            .map(|(start, end, host, port)| (start, end, format!("{host}:{port}")))
             .collect())
     }
+}
+
+/// The slot ranges of a `CLUSTER SLOTS` answer and the primary serving each: `(first slot,
+/// last slot, host, port)`; a primary with an empty (or unknown) host is `asked`, the node
+/// that answered. `None` when the answer is not one.
+pub(crate) fn parse_cluster_slots(
+    answer: Value,
+    asked: &str,
+) -> Option<Vec<(u16, u16, String, u16)>> {
+    let Value::Array(ranges) = answer else {
+        return None;
+    };
+    ranges
+        .into_iter()
+        .map(|range| {
+            // `[start, end, [host, port, id, ...], replicas...]`
+            let Value::Array(fields) = range else {
+                return None;
+            };
+            let mut fields = fields.into_iter();
+            let start = redis::from_redis_value(fields.next()?).ok()?;
+            let end = redis::from_redis_value(fields.next()?).ok()?;
+            let Value::Array(primary) = fields.next()? else {
+                return None;
+            };
+            let mut primary = primary.into_iter();
+            let host: Option<String> = redis::from_redis_value(primary.next()?).ok()?;
+            let host = host
+                .filter(|h| !h.is_empty() && h != "?")
+                .unwrap_or_else(|| asked.to_owned());
+            let port = redis::from_redis_value(primary.next()?).ok()?;
+            Some((start, end, host, port))
+        })
+        .collect()
 }
