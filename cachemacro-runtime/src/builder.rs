@@ -743,7 +743,15 @@ impl CacheBuilder {
             heartbeat: self.heartbeat,
             max_backoff: self.cooldown,
         };
-        let (bus, listener) = bus::bus(sources, l2.clone(), channel, instance, timings, wakeups);
+        let (bus, listener) = bus::bus(
+            sources,
+            l2.clone(),
+            channel,
+            instance,
+            timings,
+            wakeups,
+            layout.root().into(),
+        );
         let cache = self.assemble(layout, Some(l2), Some(bus), instance);
         let peer: std::sync::Weak<dyn bus::Peer> = Arc::downgrade(cache.inner()) as _;
         let ready = listener.spawn(peer);

@@ -39,12 +39,17 @@
 //! no invalidation missed during the outage can leave a stale L1 value past the reconnect.
 //! A heartbeat PING on every subscribed connection detects one that died without closing.
 //!
-//! A subscription counts as lost when any of its connections closes or misses a heartbeat;
-//! for sharded channels also when a node gives up a channel (Redis sends `sunsubscribe`
-//! when the channel's slot moves to another node: a resharding, a failover); behind
-//! Sentinel also when the data connection moved to another primary. Then every
-//! connection is closed and the whole subscription made again from a fresh view of the
-//! cluster, so no part of it can quietly stay on a node that no longer hears the channel.
+//! A subscription counts as lost when its connection closes or misses a heartbeat; behind
+//! Sentinel also when the data connection moved to another primary. Then it is made
+//! again, and L1 cleared as above.
+//!
+//! The sharded channels are subscribed over one connection per primary, and a connection
+//! lost (closed, silent, or a node that gives up a channel: Redis sends `sunsubscribe`
+//! when the channel's slot moves to another node, in a resharding or a failover) costs
+//! only the *bands* of its channels ([`bands`]): the entries whose invalidations they carry
+//! are dropped and not served until those channels are subscribed again, from a fresh view
+//! of the cluster, and dropped once more then. The other primaries' channels stay
+//! subscribed, and L1 keeps serving the keys they carry.
 //!
 //! # Reconnecting
 //!
@@ -53,23 +58,26 @@
 //! (and tells the data connection to check itself when the bus drops), so both come back
 //! together after a Redis restart.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use once_cell::sync::Lazy;
-use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, ProtocolVersion, PushInfo, PushKind,
-    RedisError, Value,
-};
+use redis::{Cmd, ErrorKind, RedisError, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::l2::L2;
 use crate::link::{Fault, Primary, Wakeups};
 use crate::throttle::Throttle;
+
+pub(crate) mod bands;
+mod message;
+mod sharded;
+
+use bands::{Bands, Hearing, ALL};
+pub(crate) use message::Message;
+pub(crate) use sharded::SHARDS;
+use sharded::{shard_channel, shard_of, Healer};
 
 /// Which pub/sub channels carry the invalidation bus on a Redis Cluster
 /// ([`CacheBuilder::bus_channels`](crate::CacheBuilder::bus_channels)).
@@ -117,43 +125,6 @@ impl BusChannels {
     }
 }
 
-/// How many sharded channels carry the bus. Part of the format: instances with another
-/// number would not hear each other.
-pub(crate) const SHARDS: usize = 16;
-
-/// The hash tag of each sharded channel: the smallest integer (in decimal) whose slot lies
-/// in the channel's band of 1024 slots.
-static SHARD_TAGS: Lazy<Vec<String>> = Lazy::new(|| {
-    (0..SHARDS)
-        .map(|band| {
-            (0u32..)
-                .map(|n| n.to_string())
-                .find(|tag| usize::from(crate::l2::slot(tag.as_bytes())) / 1024 == band)
-                .expect("every band of 1024 slots holds some integer's slot")
-        })
-        .collect()
-});
-
-/// The sharded channels of the bus whose classic channel is `classic`, in shard order.
-pub(crate) fn shard_channels(classic: &str) -> Vec<String> {
-    (0..SHARD_TAGS.len())
-        .map(|i| shard_channel(classic, i))
-        .collect()
-}
-
-/// Sharded channel `i` of the bus whose classic channel is `classic`.
-fn shard_channel(classic: &str, i: usize) -> String {
-    format!("{classic}:s{i}:{{{}}}", SHARD_TAGS[i])
-}
-
-/// The shard of `payload`: the band of its subject's slot (for `del`, the key's own, so its
-/// message usually goes to the node that holds the key).
-fn shard_of(payload: &str) -> usize {
-    // Input: `cm1 <instance> <kind> <subject>`. Output: the band of `<subject>`'s slot.
-    let subject = payload.splitn(4, ' ').nth(3).unwrap_or("");
-    usize::from(crate::l2::slot(subject.as_bytes())) / 1024
-}
-
 /// The commands that publish `payload` on the bus whose classic channel is `classic`.
 pub(crate) fn publish_commands(channels: BusChannels, classic: &str, payload: &str) -> Vec<Cmd> {
     let mut commands = Vec::with_capacity(2);
@@ -172,70 +143,8 @@ pub(crate) fn publish_commands(channels: BusChannels, classic: &str, payload: &s
     commands
 }
 
-const VERSION: &str = "cm1";
-
 /// The first pause after a failed subscription attempt (the very first retry is immediate).
 const MIN_BACKOFF: Duration = Duration::from_millis(25);
-
-/// An invalidation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Message {
-    /// Drop one storage key.
-    Remove(String),
-    /// Drop every entry.
-    Clear,
-    /// Drop every entry whose storage key starts with this prefix.
-    ClearPrefix(String),
-    /// A group version was bumped.
-    Version { group: String, version: u64 },
-    /// A tag was invalidated: drop the entries registered under it in memory only (those
-    /// loaded while Redis could not be reached).
-    Tag(String),
-    /// A key was loaded for the fleet (or its loader gave up): the instances waiting for
-    /// it look again.
-    Filled(String),
-}
-
-impl Message {
-    pub(crate) fn encode(&self, instance: u64) -> String {
-        match self {
-            Message::Remove(key) => format!("{VERSION} {instance:016x} del {key}"),
-            Message::Clear => format!("{VERSION} {instance:016x} clr"),
-            Message::ClearPrefix(prefix) => format!("{VERSION} {instance:016x} pfx {prefix}"),
-            Message::Version { group, version } => {
-                format!("{VERSION} {instance:016x} ver {version} {group}")
-            }
-            Message::Tag(tag) => format!("{VERSION} {instance:016x} tag {tag}"),
-            Message::Filled(key) => format!("{VERSION} {instance:016x} fil {key}"),
-        }
-    }
-
-    /// The sender and the message; `None` for anything this version does not understand.
-    pub(crate) fn decode(payload: &[u8]) -> Option<(u64, Message)> {
-        let text = std::str::from_utf8(payload).ok()?;
-        let mut parts = text.splitn(4, ' ');
-        if parts.next()? != VERSION {
-            return None;
-        }
-        let instance = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let message = match (parts.next()?, parts.next()) {
-            ("del", Some(key)) => Message::Remove(key.to_owned()),
-            ("clr", None) => Message::Clear,
-            ("pfx", Some(prefix)) => Message::ClearPrefix(prefix.to_owned()),
-            ("tag", Some(tag)) => Message::Tag(tag.to_owned()),
-            ("fil", Some(key)) => Message::Filled(key.to_owned()),
-            ("ver", Some(rest)) => {
-                let (version, group) = rest.split_once(' ')?;
-                Message::Version {
-                    group: group.to_owned(),
-                    version: version.parse().ok()?,
-                }
-            }
-            _ => return None,
-        };
-        Some((instance, message))
-    }
-}
 
 /// Timings of the bus.
 #[derive(Clone, Copy, Debug)]
@@ -256,6 +165,9 @@ pub(crate) trait Peer: Send + Sync + 'static {
     /// The subscription may have missed messages: forget whatever could have been
     /// invalidated meanwhile.
     fn flush(self: Arc<Self>);
+    /// The channels of `bands` may have missed messages: forget whatever they could have
+    /// invalidated meanwhile (see [`bands`]).
+    fn flush_bands(self: Arc<Self>, bands: Bands);
     /// The subscription dropped (counted in the stats).
     fn disconnected(&self);
 }
@@ -265,7 +177,7 @@ pub(crate) struct Bus {
     l2: L2,
     channel: String,
     instance: u64,
-    connected: Arc<AtomicBool>,
+    hearing: Arc<Hearing>,
     /// Stops the listener when sent to ([`Bus::close`]) or dropped.
     stop: watch::Sender<()>,
 }
@@ -287,15 +199,20 @@ impl Bus {
         message.encode(self.instance)
     }
 
-    /// Whether the listener is subscribed right now.
+    /// Whether the listener is subscribed to every channel right now.
     pub(crate) fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
+        self.hearing.all()
+    }
+
+    /// What this instance hears of the bus now.
+    pub(crate) fn hearing(&self) -> &Hearing {
+        &self.hearing
     }
 
     /// Stops the listener: it unsubscribes (its connections close) and stops reconnecting.
     pub(crate) fn close(&self) {
         let _ = self.stop.send(());
-        self.connected.store(false, Ordering::Release);
+        self.hearing.lose(ALL);
     }
 }
 
@@ -322,7 +239,7 @@ pub(crate) struct Listener {
     /// The classic channel (the sharded ones derive from it).
     channel: String,
     instance: u64,
-    connected: Arc<AtomicBool>,
+    hearing: Arc<Hearing>,
     stop: watch::Receiver<()>,
     timings: BusTimings,
     wakeups: Arc<Wakeups>,
@@ -338,21 +255,22 @@ pub(crate) fn bus(
     instance: u64,
     timings: BusTimings,
     wakeups: Arc<Wakeups>,
+    root: Arc<str>,
 ) -> (Bus, Listener) {
-    let connected = Arc::new(AtomicBool::new(false));
+    let hearing = Arc::new(Hearing::new(root));
     let (stop_tx, stop_rx) = watch::channel(());
     let bus = Bus {
         l2,
         channel: channel.clone(),
         instance,
-        connected: Arc::clone(&connected),
+        hearing: Arc::clone(&hearing),
         stop: stop_tx,
     };
     let listener = Listener {
         sources,
         channel,
         instance,
-        connected,
+        hearing,
         stop: stop_rx,
         timings,
         wakeups,
@@ -365,15 +283,21 @@ pub(crate) fn bus(
 enum Event {
     /// A message's payload.
     Payload(Vec<u8>),
-    /// The subscription may have missed messages, for this reason.
-    Lost(String),
+    /// The channels of `bands` ([`ALL`]: the whole subscription) may have missed
+    /// messages, for this reason.
+    Lost { bands: Bands, reason: String },
+    /// The channels of these bands are subscribed again.
+    Regained(Bands),
 }
 
-/// A subscription: one task per connection (and one following the link's primary), all
-/// reporting on one channel. Dropping it closes every connection.
+/// A subscription: one task per connection (and one following the link's primary, and one
+/// per group of sharded channels being subscribed again), all reporting on one channel.
+/// Dropping it closes every connection.
 struct Subscription {
     events: mpsc::UnboundedReceiver<Event>,
-    _tasks: JoinSet<()>,
+    /// For the tasks started later (healers).
+    sender: mpsc::UnboundedSender<Event>,
+    tasks: JoinSet<()>,
 }
 
 impl Listener {
@@ -402,7 +326,7 @@ impl Listener {
                     if !flush(&cache) {
                         return;
                     }
-                    self.connected.store(true, Ordering::Release);
+                    self.hearing.regain(ALL);
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(());
                     }
@@ -416,7 +340,7 @@ impl Listener {
                     self.wakeups.link.notify_one();
                     backoff = Duration::ZERO;
                     let lost = self.listen(subscription, &cache).await;
-                    self.connected.store(false, Ordering::Release);
+                    self.hearing.lose(ALL);
                     let Some(reason) = lost else { return };
                     if !flush(&cache) {
                         return;
@@ -463,6 +387,7 @@ impl Listener {
         self.attempts += 1;
         let timings = self.timings;
         let channel = self.channel.as_str();
+        let sender = events.clone();
         for source in &mut self.sources {
             match source {
                 Source::Classic(clients) => {
@@ -482,17 +407,17 @@ impl Listener {
                     tasks.spawn(follow(primary.clone(), current.address, events.clone()));
                 }
                 Source::Sharded { seeds, known } => {
-                    for (conn, pushes, node) in
-                        subscribe_sharded(seeds, known, channel, timings, attempt).await?
-                    {
-                        tasks.spawn(watch_shard(conn, pushes, node, events.clone(), timings));
-                    }
+                    let connections =
+                        sharded::subscribe_sharded(seeds, known, channel, timings, attempt, ALL)
+                            .await?;
+                    tasks.spawn(sharded::watch_all(connections, events.clone(), timings));
                 }
             }
         }
         Ok(Subscription {
             events: receiver,
-            _tasks: tasks,
+            sender,
+            tasks,
         })
     }
 
@@ -511,11 +436,73 @@ impl Listener {
                         let peer = cache.upgrade()?;
                         self.apply(peer, &payload);
                     }
-                    Some(Event::Lost(reason)) => return Some(reason),
+                    Some(Event::Lost { bands, reason }) if bands != ALL && self.healer(bands).is_some() => {
+                        let peer = cache.upgrade()?;
+                        self.lose(peer, bands, &reason, &mut subscription);
+                    }
+                    Some(Event::Lost { reason, .. }) => return Some(reason),
+                    Some(Event::Regained(bands)) => {
+                        let peer = cache.upgrade()?;
+                        // What was loaded while the bands were unheard goes first.
+                        peer.flush_bands(bands);
+                        self.hearing.regain(bands);
+                        tracing::info!(
+                            target: "cachemacro",
+                            channel = %self.channel,
+                            bands = %bands::describe(bands),
+                            "invalidation bus: subscribed again to the channels of some slot bands"
+                        );
+                    }
                     None => return Some("every connection ended".to_owned()),
                 },
             }
         }
+    }
+
+    /// Part of a sharded subscription is lost: its bands are unheard, what they carry is
+    /// dropped, and a healer subscribes them again while the rest stays subscribed.
+    fn lose(
+        &mut self,
+        peer: Arc<dyn Peer>,
+        bands: Bands,
+        reason: &str,
+        subscription: &mut Subscription,
+    ) {
+        let Some(healer) = self.healer(bands) else {
+            return;
+        };
+        self.hearing.lose(bands);
+        peer.disconnected();
+        peer.flush_bands(bands);
+        // The data connection may have lost the same node: have it checked now.
+        self.wakeups.link.notify_one();
+        tracing::warn!(
+            target: "cachemacro",
+            channel = %self.channel,
+            bands = %bands::describe(bands),
+            %reason,
+            "invalidation bus: lost the channels of some slot bands: dropped the local entries they carry, read from Redis until they are back"
+        );
+        self.attempts += 1;
+        subscription
+            .tasks
+            .spawn(healer.run(subscription.sender.clone()));
+    }
+
+    /// What subscribes the sharded channels of `bands` again; `None` without sharded
+    /// channels.
+    fn healer(&self, bands: Bands) -> Option<Healer> {
+        self.sources.iter().find_map(|source| match source {
+            Source::Sharded { seeds, known } => Some(Healer {
+                seeds: seeds.clone(),
+                known: known.clone(),
+                channel: self.channel.clone(),
+                bands,
+                timings: self.timings,
+                attempt: self.attempts,
+            }),
+            _ => None,
+        })
     }
 
     /// Hands another instance's message to the cache; drops this instance's own.
@@ -557,9 +544,12 @@ async fn watch_classic(
             message = stream.next() => {
                 let event = match message {
                     Some(message) => Event::Payload(message.get_payload_bytes().to_vec()),
-                    None => Event::Lost("the connection closed".to_owned()),
+                    None => Event::Lost {
+                        bands: ALL,
+                        reason: "the connection closed".to_owned(),
+                    },
                 };
-                let lost = matches!(event, Event::Lost(_));
+                let lost = matches!(event, Event::Lost { .. });
                 if events.send(event).is_err() || lost {
                     return;
                 }
@@ -567,7 +557,10 @@ async fn watch_classic(
             _ = heartbeat.tick() => {
                 let ping = tokio::time::timeout(timings.timeout, sink.ping::<Value>()).await;
                 if !matches!(ping, Ok(Ok(_))) {
-                    let _ = events.send(Event::Lost("no answer to the heartbeat PING".to_owned()));
+                    let _ = events.send(Event::Lost {
+                        bands: ALL,
+                        reason: "no answer to the heartbeat PING".to_owned(),
+                    });
                     return;
                 }
             }
@@ -589,210 +582,16 @@ async fn follow(
             .as_ref()
             .is_some_and(|p| p.address != address);
         if moved {
-            let _ = events.send(Event::Lost(format!(
-                "the data connection moved from {address} to another primary"
-            )));
+            let _ = events.send(Event::Lost {
+                bands: ALL,
+                reason: format!("the data connection moved from {address} to another primary"),
+            });
             return;
         }
     }
 }
 
-/// A connection that received sharded subscriptions: the connection, its push messages,
-/// and the node's address.
-type ShardConnection = (
-    MultiplexedConnection,
-    mpsc::UnboundedReceiver<PushInfo>,
-    String,
-);
-
-/// Subscribes to every sharded channel on the primary that serves its slot, over RESP3
-/// connections (one per primary) whose push messages carry the channels' messages.
-///
-/// redis-rs's cluster connection can subscribe too (`ClusterConnection::ssubscribe`), but
-/// it resubscribes on its own after a reconnection, which would hide from us that messages
-/// were missed, and forgets a channel a node unsubscribes it from (a slot that moved). One
-/// connection per primary, all given up together on any of those events, keeps the rule
-/// simple: any doubt, clear L1 and start over.
-async fn subscribe_sharded(
-    seeds: &[redis::Client],
-    known: &mut Vec<(String, u16)>,
-    channel: &str,
-    timings: BusTimings,
-    attempt: usize,
-) -> Result<Vec<ShardConnection>, RedisError> {
-    let template = seeds[0].get_connection_info().clone();
-    let node_client = |host: &str, port: u16| {
-        let addr = match template.addr() {
-            ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
-                insecure: *insecure,
-                tls_params: tls_params.clone(),
-            },
-            _ => ConnectionAddr::Tcp(host.to_owned(), port),
-        };
-        let redis = template
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        redis::Client::open(template.clone().set_addr(addr).set_redis_settings(redis))
-    };
-    // The layout, from the first node that answers: the primaries seen last time, then the
-    // seeds, starting one further on each attempt (a node that hangs would otherwise use up
-    // every attempt's time).
-    let mut candidates = Vec::with_capacity(known.len() + seeds.len());
-    for (host, port) in known.iter() {
-        candidates.push(node_client(host, *port)?);
-    }
-    candidates.extend(seeds.iter().cloned());
-    let first = attempt % candidates.len();
-    candidates.rotate_left(first);
-    let mut layout = None;
-    let mut last_error = None;
-    for client in &candidates {
-        match cluster_slots(client, timings).await {
-            Ok(slots) => {
-                layout = Some(slots);
-                break;
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    let layout = match (layout, last_error) {
-        (Some(layout), _) => layout,
-        (None, Some(err)) => return Err(err),
-        (None, None) => unreachable!("there is at least one seed"),
-    };
-    *known = layout
-        .iter()
-        .map(|(_, _, host, port)| (host.clone(), *port))
-        .collect();
-    // A primary serving several ranges of slots is listed once.
-    known.sort_unstable();
-    known.dedup();
-    // Input: the channels. Output: per primary, the channels whose slot it serves.
-    let mut by_node: Vec<((String, u16), Vec<String>)> = Vec::new();
-    for name in shard_channels(channel) {
-        let slot = crate::l2::slot(name.as_bytes());
-        let Some((_, _, host, port)) = layout
-            .iter()
-            .find(|(start, end, _, _)| (*start..=*end).contains(&slot))
-        else {
-            return Err(RedisError::from((
-                ErrorKind::ClusterConnectionNotFound,
-                "no node serves the slot of a bus channel",
-            )));
-        };
-        let node = (host.clone(), *port);
-        match by_node.iter_mut().find(|(n, _)| *n == node) {
-            Some((_, names)) => names.push(name),
-            None => by_node.push((node, vec![name])),
-        }
-    }
-    let node_client = &node_client;
-    futures_util::future::try_join_all(by_node.into_iter().map(
-        |((host, port), names)| async move {
-            let (pushes_tx, pushes) = mpsc::unbounded_channel();
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(timings.timeout))
-                .set_response_timeout(Some(timings.timeout))
-                .set_push_sender(pushes_tx);
-            let mut conn = node_client(&host, port)?
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            for name in &names {
-                // One channel per command: its one confirmation is the command's answer. A
-                // node that does not serve the slot answers MOVED, and the attempt starts over.
-                let mut ssubscribe = redis::cmd("SSUBSCRIBE");
-                ssubscribe.arg(name);
-                ssubscribe.query_async::<Value>(&mut conn).await?;
-            }
-            Ok::<_, RedisError>((conn, pushes, format!("{host}:{port}")))
-        },
-    ))
-    .await
-}
-
-/// The slot ranges of a cluster and the primary serving each, from `CLUSTER SLOTS`:
-/// `(first slot, last slot, host, port)`.
-async fn cluster_slots(
-    client: &redis::Client,
-    timings: BusTimings,
-) -> Result<Vec<(u16, u16, String, u16)>, RedisError> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timings.timeout))
-        .set_response_timeout(Some(timings.timeout));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    let answer: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut conn)
-        .await?;
-    let asked = match client.get_connection_info().addr() {
-        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
-        ConnectionAddr::Unix(_) => String::new(),
-        _ => String::new(),
-    };
-    crate::l2::parse_cluster_slots(answer, &asked).ok_or_else(|| {
-        RedisError::from((ErrorKind::UnexpectedReturnType, "unreadable CLUSTER SLOTS"))
-    })
-}
-
-/// Forwards a sharded subscription's messages and pings its connection every heartbeat,
-/// until it fails or the node gives up one of its channels.
-async fn watch_shard(
-    mut conn: MultiplexedConnection,
-    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
-    node: String,
-    events: mpsc::UnboundedSender<Event>,
-    timings: BusTimings,
-) {
-    let mut heartbeat = heartbeat(timings);
-    heartbeat.tick().await;
-    loop {
-        let event = tokio::select! {
-            push = pushes.recv() => match push {
-                Some(PushInfo { kind: PushKind::SMessage, data }) => {
-                    // `[channel, payload]`
-                    match data.into_iter().nth(1).map(redis::from_redis_value::<Vec<u8>>) {
-                        Some(Ok(payload)) => Event::Payload(payload),
-                        _ => continue,
-                    }
-                }
-                // We never unsubscribe: the node did, because the channel's slot left it.
-                Some(PushInfo { kind: PushKind::SUnsubscribe, .. }) => Event::Lost(format!(
-                    "{node} gave up a bus channel (its slot moved to another node)"
-                )),
-                Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => {
-                    Event::Lost(format!("the connection to {node} closed"))
-                }
-                Some(_) => continue,
-            },
-            _ = heartbeat.tick() => {
-                let ping = tokio::time::timeout(
-                    timings.timeout,
-                    redis::cmd("PING").query_async::<Value>(&mut conn),
-                )
-                .await;
-                if matches!(ping, Ok(Ok(_))) {
-                    continue;
-                }
-                Event::Lost(format!("{node} did not answer the heartbeat PING"))
-            }
-        };
-        let lost = matches!(event, Event::Lost(_));
-        if events.send(event).is_err() || lost {
-            return;
-        }
-    }
-}
-
-fn heartbeat(timings: BusTimings) -> tokio::time::Interval {
+pub(super) fn heartbeat(timings: BusTimings) -> tokio::time::Interval {
     let mut heartbeat = tokio::time::interval(timings.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat
@@ -812,40 +611,6 @@ fn flush(cache: &Weak<dyn Peer>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_round_trip() {
-        for m in [
-            Message::Remove("ns:c1:k:user:1 with space".into()),
-            Message::Clear,
-            Message::ClearPrefix("ns:c1:s:users:".into()),
-            Message::Version {
-                group: "catalog v2".into(),
-                version: 1_764_000_000_000,
-            },
-            Message::Tag("user:42 and more".into()),
-            Message::Filled("ns:c1:k:user:1".into()),
-        ] {
-            assert_eq!(
-                Message::decode(m.encode(0xabc).as_bytes()),
-                Some((0xabc, m))
-            );
-        }
-    }
-
-    #[test]
-    fn shard_channels_spread_over_the_slots_and_keep_their_names() {
-        let channels = shard_channels("ns:c1:bus");
-        assert_eq!(channels.len(), SHARDS);
-        for (i, channel) in channels.iter().enumerate() {
-            assert_eq!(usize::from(crate::l2::slot(channel.as_bytes())) / 1024, i);
-        }
-        // The names are part of the format: instances of every version must agree.
-        assert_eq!(
-            &channels[..3],
-            ["ns:c1:bus:s0:{10}", "ns:c1:bus:s1:{3}", "ns:c1:bus:s2:{61}"]
-        );
-    }
 
     #[test]
     fn a_message_goes_to_the_channel_of_its_subject() {
@@ -873,7 +638,7 @@ mod tests {
                 ],
                 vec![
                     "SPUBLISH".to_owned(),
-                    shard_channels("ns:c1:bus")[band].clone(),
+                    sharded::shard_channels("ns:c1:bus")[band].clone(),
                     payload.clone()
                 ],
             ]
@@ -886,13 +651,5 @@ mod tests {
             publish_commands(BusChannels::Classic, "c", &payload).len(),
             1
         );
-    }
-
-    #[test]
-    fn unknown_versions_and_kinds_are_ignored() {
-        assert_eq!(Message::decode(b"cm2 0000000000000001 del k"), None);
-        assert_eq!(Message::decode(b"cm1 0000000000000001 zap k"), None);
-        assert_eq!(Message::decode(b"cm1 zz del k"), None);
-        assert_eq!(Message::decode(&[0xff, 0xfe]), None);
     }
 }

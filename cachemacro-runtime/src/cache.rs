@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::builder::CacheBuilder;
+use crate::bus::bands::{self, Bands};
 use crate::bus::{Bus, Message, Peer};
 use crate::codec::{self, CodecError};
 use crate::envelope;
@@ -110,6 +111,26 @@ impl Peer for Inner {
         // Bumps may have been missed too: versions are read from Redis again.
         self.versions.doubt_all();
         Cache::from_arc(self).clear_memory_at("");
+    }
+
+    fn flush_bands(self: Arc<Self>, bands: Bands) {
+        let Some(hearing) = self.bus.as_ref().map(Bus::hearing) else {
+            return;
+        };
+        // `ver` messages land on any band: versions are read from Redis again.
+        self.versions.doubt_all();
+        // The entries registered under a tag of these bands: the peers drop them from
+        // their own registries when the tag is invalidated, a message these bands carry.
+        let tagged = self
+            .local_tags
+            .keys_where(|tag| bands::bits_of([tag]) & bands != 0);
+        for key in &tagged {
+            hearing.taint(key, bands);
+        }
+        let hit = |key: &str| hearing.carried_by(key, bands) || tagged.contains(key);
+        // Flights first, as `clear_memory_at` does: a load that lands later stays out.
+        self.flights.invalidate_where(hit);
+        self.l1.clear_where(hit);
     }
 
     fn disconnected(&self) {
@@ -330,6 +351,19 @@ impl Cache {
     #[inline]
     pub(crate) fn l1_trusted(&self) -> bool {
         self.bus_connected() || !self.redis_available()
+    }
+
+    /// Whether L1 may answer a read of `skey` now: as [`l1_trusted`](Self::l1_trusted),
+    /// but on the sharded bus only the channels that could carry an invalidation of
+    /// `skey` need to be heard (`bus::bands`): a dead primary costs L1 the keys of its
+    /// channels' bands, not all of them.
+    #[inline]
+    pub(crate) fn l1_trusted_for(&self, skey: &str) -> bool {
+        self.inner
+            .bus
+            .as_ref()
+            .is_none_or(|bus| bus.hearing().hears(skey))
+            || !self.redis_available()
     }
 
     /// Whether this instance is using Redis right now: `false` while its connection is

@@ -161,9 +161,15 @@ impl Flights {
     /// Marks stale every flight whose key starts with `prefix` (all of them for `""`).
     /// Call *before* clearing L1.
     pub(crate) fn invalidate_prefix(&self, prefix: &str) {
+        self.invalidate_where(|key| key.starts_with(prefix));
+    }
+
+    /// Marks stale every flight whose key `hit` picks. Call *before* dropping the entries
+    /// from L1.
+    pub(crate) fn invalidate_where(&self, hit: impl Fn(&str) -> bool) {
         for shard in self.shards.iter() {
             lock(shard).retain(|key, flight| {
-                let hit = key.starts_with(prefix);
+                let hit = hit(key);
                 if hit {
                     flight.stale.store(true, Ordering::Release);
                 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::bus::Message;
+use crate::bus::{bands, Message};
 use crate::envelope;
 use crate::l2::{TagKeys, L2};
 use crate::link::Fault;
@@ -334,6 +334,13 @@ impl Cache {
             .register(tags.iter().map(|t| t.name.as_str()), skey, |key| {
                 self.is_live_at(key)
             });
+        // Registered after a band went unheard (its taint was taken before): the entry
+        // waits for the tag's band too. Nothing to do while every band is heard.
+        if let Some(hearing) = self.inner.bus.as_ref().map(|bus| bus.hearing()) {
+            if !hearing.all() {
+                hearing.taint(skey, bands::bits_of(tags.iter().map(|t| t.name.as_str())));
+            }
+        }
     }
 
     /// Whether L1 keeps `skey`, fresh or stale (a stale value can still be served), or a

@@ -539,8 +539,15 @@ impl L1 {
     /// Drops every entry whose key starts with `prefix`, with the same contract as
     /// [`clear`](Self::clear).
     pub(crate) fn clear_prefix(&self, prefix: String) {
+        self.clear_where(|key| key.starts_with(&prefix));
+    }
+
+    /// Drops every entry whose key `hit` picks, with the same contract as
+    /// [`clear`](Self::clear).
+    pub(crate) fn clear_where(&self, hit: impl Fn(&str) -> bool) {
         for store in self.stores() {
-            store.retain(|key, _| !key.as_bytes().starts_with(prefix.as_bytes()));
+            // Keys are made from `String`s: always UTF-8.
+            store.retain(|key, _| !std::str::from_utf8(key.as_bytes()).is_ok_and(&hit));
         }
         self.fronts.epochs().all_changed();
     }

@@ -239,7 +239,12 @@ where
         leader.land_in(options.call.site.and_then(Site::share));
         // The entry the hit found, unless an invalidation took it since: then there is
         // nothing to refresh (and putting it back would undo the invalidation).
-        let Some(current) = cache.inner.l1.get(&skey).filter(|_| cache.l1_trusted()) else {
+        let Some(current) = cache
+            .inner
+            .l1
+            .get(&skey)
+            .filter(|_| cache.l1_trusted_for(&skey))
+        else {
             return;
         };
         let plan = cache.plan(&options, true);
@@ -375,7 +380,7 @@ impl Cache {
     ) -> Result<T, Looked<T>> {
         let now = crate::l1::clock::now_ms();
         let seen = then.before(&self.inner.l1, skey);
-        let hit = if self.l1_trusted() {
+        let hit = if self.l1_trusted_for(skey) {
             match site.share() {
                 None => self.inner.l1.get_at(skey, now),
                 share => self.inner.l1.get_at_for(share, skey, now),
@@ -647,7 +652,7 @@ impl Cache {
 
     #[inline]
     pub(crate) fn l1_get<T: CacheValue>(&self, skey: &str) -> Option<T> {
-        if !self.l1_trusted() {
+        if !self.l1_trusted_for(skey) {
             return None;
         }
         match self.inner.l1.get(skey)?.take::<T>() {
@@ -670,7 +675,7 @@ impl Cache {
         skey: &str,
         stale_for: Duration,
     ) -> Option<Stale<T>> {
-        if !self.l1_trusted() {
+        if !self.l1_trusted_for(skey) {
             return None;
         }
         let entry = self.inner.l1.get_kept(skey)?;

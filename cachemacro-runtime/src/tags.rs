@@ -140,6 +140,21 @@ impl LocalTags {
         keys.into_set()
     }
 
+    /// The keys listed under the tags `pick` picks.
+    pub(crate) fn keys_where(&self, pick: impl Fn(&str) -> bool) -> HashSet<Box<str>> {
+        let state = self.state();
+        let mut keys = HashSet::new();
+        for (_, listed) in state.tags.iter().filter(|(tag, _)| pick(tag)) {
+            match listed {
+                Keys::One(one) => {
+                    keys.insert(one.clone());
+                }
+                Keys::Many(many) => keys.extend(many.iter().cloned()),
+            }
+        }
+        keys
+    }
+
     /// How many keys are listed under `tag` (for tests).
     #[cfg(test)]
     fn len(&self, tag: &str) -> usize {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cachemacro::{cached, BusChannels, Cache};
+use cachemacro::{cached, BusChannels, Cache, Source};
 use cachemacro_tests::{
     cluster_builder, current, eventually, on, race_reads_with_tag_invalidations, RedisCluster,
 };
@@ -390,6 +390,89 @@ async fn while_a_dead_primary_silences_the_sharded_bus_no_instance_serves_what_a
     cluster.wait_failover(port);
     assert!(eventually(Duration::from_secs(10), || b.bus_connected()).await);
     assert_eq!(on(&b, spread(id)).await, 2);
+}
+
+/// The node (index) of the primary that serves the sharded bus channel of `subject`'s band:
+/// the channel of band `i` lies in the slot of the smallest integer whose slot is in the
+/// band (the bus's own rule, `bus::sharded`).
+fn channel_node(cluster: &RedisCluster, subject: &str) -> usize {
+    let band = cluster.slot_of(subject) / 1024;
+    let tag = (0u32..)
+        .map(|n| n.to_string())
+        .find(|n| cluster.slot_of(n) / 1024 == band)
+        .unwrap();
+    cluster.primary_of(cluster.slot_of(&tag))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_costs_l1_only_the_keys_whose_bus_channels_it_served() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let (a, b) = two_instances(&cluster, BusChannels::Sharded).await;
+    // A victim that serves neither band 0's channel (it carries `clear`) nor that of the
+    // `spread` tag: every entry depends on both.
+    let victim = cluster
+        .primaries()
+        .into_iter()
+        .find(|&p| p != channel_node(&cluster, "") && p != channel_node(&cluster, "spread"))
+        .expect("three primaries, two channels to keep");
+    let key = |id: u64| format!("ops:c1:k:spread:{id}");
+    // A key away from the victim (its value and its channel), and one whose channel the
+    // victim serves.
+    let live = (0..10_000)
+        .find(|&id| {
+            cluster.primary_of(cluster.slot_of(&key(id))) != victim
+                && channel_node(&cluster, &key(id)) != victim
+        })
+        .unwrap();
+    let deaf = (0..10_000)
+        .find(|&id| channel_node(&cluster, &key(id)) == victim)
+        .unwrap();
+    for id in [live, deaf] {
+        ROWS.lock().unwrap().insert(1_000_000 + id, 1);
+        assert_eq!(on(&b, spread(id)).await, 1);
+        assert_eq!(on(&b, spread::with_source(id)).await, (1, Source::L1));
+    }
+
+    let port = cluster.node(victim).port();
+    cluster.nodes()[victim].kill();
+    assert!(
+        eventually(Duration::from_secs(5), || !b.bus_connected()).await,
+        "B lost the dead primary's channels"
+    );
+    // The key whose channel B lost is read from Redis (a replica may not serve it yet:
+    // any source but L1); the other is still served from L1.
+    let (_, source) = on(&b, spread::with_source(deaf)).await;
+    assert_ne!(
+        source,
+        Source::L1,
+        "not served from L1 while its channel is down"
+    );
+    assert_eq!(
+        on(&b, spread::with_source(live)).await,
+        (1, Source::L1),
+        "a key of a live channel is still served from L1"
+    );
+    // ... and B still hears its invalidations.
+    ROWS.lock().unwrap().insert(1_000_000 + live, 2);
+    on(&a, spread::remove_cached(live))
+        .await
+        .expect("a key of a live primary, whose channel is live, is removed");
+    assert!(
+        eventually(BOUND, || !b.contains_local(&format!("spread:{live}"))).await,
+        "B hears the removal on the live channel"
+    );
+    assert_eq!(on(&b, spread(live)).await, 2);
+    assert_eq!(on(&b, spread::with_source(live)).await, (2, Source::L1));
+    assert!(!b.bus_connected(), "all this ran while the victim was down");
+
+    cluster.wait_failover(port);
+    assert!(eventually(Duration::from_secs(10), || b.bus_connected()).await);
+    let _ = on(&b, spread(deaf)).await;
+    assert_eq!(
+        on(&b, spread::with_source(deaf)).await.1,
+        Source::L1,
+        "once the channel is back, its keys are served from L1 again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -247,26 +247,56 @@ async fn a_bus_channel_whose_slot_moves_mid_run_keeps_delivering() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_primary_clears_l1_and_delivery_resumes_after_the_failover() {
+async fn a_killed_primary_drops_the_entries_of_its_channels_and_delivery_resumes_after_the_failover(
+) {
     let mut cluster = RedisCluster::start_with_replicas(3, 1);
     let a = instance(&cluster, BusChannels::Sharded).await;
     let b = instance(&cluster, BusChannels::Sharded).await;
     assert!(connected(&[&a, &b]).await);
     let channels = shard_channels(&cluster);
     assert_eq!(channels.len(), 16);
-    let channel = channel_of(&cluster, &channels, 7);
-    let victim = cluster.primary_of(cluster.slot_of(&channel));
+    // A victim that serves neither band 0's channel (it carries `clear`) nor that of the
+    // `catalog` tag (every product has it), and one of its channels.
+    let node_of = |name: &str| cluster.primary_of(cluster.slot_of(name));
+    let channel_by_band = |band: u16| {
+        channels
+            .iter()
+            .find(|c| cluster.slot_of(c) / 1024 == band)
+            .unwrap()
+            .clone()
+    };
+    let spared = [
+        node_of(&channel_by_band(0)),
+        node_of(&channel_by_band(cluster.slot_of("catalog") / 1024)),
+    ];
+    let channel = channels
+        .iter()
+        .find(|c| !spared.contains(&node_of(c)))
+        .expect("three primaries, two to spare")
+        .clone();
+    let victim = node_of(&channel);
     let id = id_on(&cluster, &channels, &channel, 1);
     assert!(removal_reaches(&a, &b, id).await);
 
-    // A key on another primary, in B's L1.
-    let elsewhere = (2000..)
+    // In B's L1: a key whose channel the victim serves, and one whose channel and value
+    // live on other primaries.
+    let on_victim = |name: &str| cluster.primary_of(cluster.slot_of(name)) == victim;
+    let band0 = channels.iter().find(|c| cluster.slot_of(c) < 1024).unwrap();
+    assert!(
+        !on_victim(band0),
+        "band 0's channel lies away from band 7's"
+    );
+    let dropped = id_on(&cluster, &channels, &channel, 2000);
+    let kept = (2000..)
         .find(|&id| {
-            cluster.primary_of(cluster.slot_of(&format!("shop:c1:k:product:{id}"))) != victim
+            !on_victim(&channel_of(&cluster, &channels, id))
+                && !on_victim(&format!("shop:c1:k:product:{id}"))
         })
         .unwrap();
-    on(&b, product(elsewhere)).await;
-    assert!(b.contains_local(&format!("product:{elsewhere}")));
+    for id in [dropped, kept] {
+        on(&b, product(id)).await;
+        assert!(b.contains_local(&format!("product:{id}")));
+    }
     let disconnects = b.stats().bus_disconnects;
 
     let port = cluster.node(victim).port();
@@ -278,8 +308,12 @@ async fn a_killed_primary_clears_l1_and_delivery_resumes_after_the_failover() {
         "B noticed that its subscription lost a node"
     );
     assert!(
-        !b.contains_local(&format!("product:{elsewhere}")),
-        "B cleared its L1: messages to the dead primary's channels may be lost"
+        !b.contains_local(&format!("product:{dropped}")),
+        "B dropped the entries whose messages the dead primary's channels carry"
+    );
+    assert!(
+        b.contains_local(&format!("product:{kept}")),
+        "B kept the entries of the live channels"
     );
 
     cluster.wait_failover(port);
