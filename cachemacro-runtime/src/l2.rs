@@ -663,24 +663,38 @@ impl L2 {
         self.invoke(Access::Write, &bump).await
     }
 
-    /// The primaries of a cluster, as `(host, port)`, from `CLUSTER NODES`.
+    /// The primaries that serve the slots of a cluster, as `(host, port)`, from `CLUSTER
+    /// SLOTS`; an error unless every slot has one.
+    ///
+    /// A primary that died still serves its slots there until its replica is promoted, so
+    /// that a purge fails on it rather than skip its slots (`CLUSTER NODES`, read before,
+    /// flags it `fail`: a purge then skipped it, returned Ok and left its values for the
+    /// promoted replica to serve).
     async fn primaries(&self) -> Result<Vec<(String, u16)>, Fault> {
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("NODES");
-        let nodes: String = self.link.query(Access::Write, &cmd).await?;
-        Ok(nodes
-            .lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let flags = fields.get(2)?;
-                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-                    return None;
-                }
-                // `host:port@cport[,hostname]`
-                let address = fields.get(1)?.split('@').next()?;
-                let (host, port) = address.rsplit_once(':')?;
+        let mut layout = self.layout().await?;
+        layout.sort_unstable_by_key(|(start, _, _)| *start);
+        let mut next = 0u32;
+        for (start, end, _) in &layout {
+            if u32::from(*start) != next {
+                break;
+            }
+            next = u32::from(*end) + 1;
+        }
+        if next != 16384 {
+            return Err(Fault::Reply(redis::RedisError::from((
+                redis::ErrorKind::ClusterConnectionNotFound,
+                "some slots have no primary (a failover in progress?)",
+            ))));
+        }
+        let mut nodes: Vec<(String, u16)> = layout
+            .iter()
+            .filter_map(|(_, _, node)| {
+                let (host, port) = node.rsplit_once(':')?;
                 Some((host.to_owned(), port.parse().ok()?))
             })
-            .collect())
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        Ok(nodes)
     }
 }

@@ -476,6 +476,49 @@ async fn a_dead_primary_costs_l1_only_the_keys_whose_bus_channels_it_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_while_a_dead_primary_is_not_replaced_yet_fails_instead_of_skipping_its_keys() {
+    let mut cluster = RedisCluster::start(3);
+    // The other primaries keep serving their slots meanwhile, as a cluster configured for
+    // availability does (and as every cluster does between a primary's death and its
+    // replica's promotion).
+    for i in 0..3 {
+        cluster
+            .node(i)
+            .config_set("cluster-require-full-coverage", "no");
+    }
+    let a = instance(&cluster, BusChannels::Classic).await;
+    let victim = cluster.primaries()[2];
+    let id = (0..10_000)
+        .find(|id| cluster.primary_of(cluster.slot_of(&format!("ops:c1:k:spread:{id}"))) == victim)
+        .unwrap();
+    ROWS.lock().unwrap().insert(1_000_000 + id, 1);
+    assert_eq!(on(&a, spread(id)).await, 1);
+
+    let address = format!("127.0.0.1:{}@", cluster.node(victim).port());
+    cluster.nodes()[victim].kill();
+    let survivor = cluster.primaries()[0];
+    let flagged = eventually(Duration::from_secs(20), || {
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut cluster.node(survivor).connection())
+            .unwrap_or_default();
+        nodes.lines().any(|line| {
+            line.contains(&address)
+                && line
+                    .split_whitespace()
+                    .nth(2)
+                    .is_some_and(|flags| flags.split(',').any(|f| f == "fail"))
+        })
+    })
+    .await;
+    assert!(flagged, "the cluster flags the dead primary `fail`");
+    assert!(
+        a.purge().await.is_err(),
+        "a purge that cannot reach the dead primary's keys says so (its value would come back)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
     let cluster = RedisCluster::start(3);
     let (a, b) = two_instances(&cluster, BusChannels::Classic).await;

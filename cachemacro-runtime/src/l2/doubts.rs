@@ -196,7 +196,8 @@ impl L2 {
         Ok(layout)
     }
 
-    async fn layout(&self) -> Result<Vec<(u16, u16, String)>, Fault> {
+    /// The slot ranges of the cluster and the node serving each (`host:port`), read now.
+    pub(super) async fn layout(&self) -> Result<Vec<(u16, u16, String)>, Fault> {
         let answer = self
             .link
             .run(Access::Write, |mut conn: Conn| async move {
