@@ -112,6 +112,10 @@ pub enum BusChannels {
     /// rolling deploy from one to the other.
     ClassicAndSharded,
     /// `SPUBLISH`/`SSUBSCRIBE` on 16 channels spread over the primaries (Redis 7 or later).
+    /// A primary that dies costs an instance only the channels it served: until they are
+    /// subscribed again on its replica, the L1 entries whose invalidations they carry (by
+    /// key, scope or tag) are read from Redis, and the others are still answered from L1
+    /// (band 0's channel carries `clear`: while it is down, L1 answers nothing).
     Sharded,
 }
 

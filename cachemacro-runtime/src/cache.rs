@@ -334,10 +334,13 @@ impl Cache {
         self.clear_memory_at("");
     }
 
-    /// Whether this instance is subscribed to the invalidation bus right now: always `true`
-    /// without Redis. While it is `false`, this instance cannot hear other instances'
-    /// invalidations; it clears its L1 when the bus drops and again when it is back. Use it
-    /// in a readiness probe.
+    /// Whether this instance is subscribed to every channel of the invalidation bus right
+    /// now: always `true` without Redis. While it is `false`, this instance cannot hear
+    /// (some of) the other instances' invalidations; it drops the L1 entries they could
+    /// concern when a channel drops and again when it is back, and reads them from Redis
+    /// meanwhile (on the sharded bus of a cluster, only the entries of the lost channels:
+    /// see [`BusChannels::Sharded`](crate::BusChannels::Sharded)). Use it in a readiness
+    /// probe.
     pub fn bus_connected(&self) -> bool {
         self.inner.bus.as_ref().is_none_or(Bus::is_connected)
     }

@@ -433,12 +433,38 @@ async fn a_dead_primary_costs_l1_only_the_keys_whose_bus_channels_it_served() {
         assert_eq!(on(&b, spread::with_source(id)).await, (1, Source::L1));
     }
 
+    // And 200 more, to count what the outage costs.
+    let many: Vec<u64> = (20_000..20_200).collect();
+    for &id in &many {
+        on(&b, spread(id)).await;
+    }
+    let victim_bands = (0..16u16)
+        .filter(|band| {
+            let tag = (0u32..)
+                .map(|n| n.to_string())
+                .find(|n| cluster.slot_of(n) / 1024 == *band)
+                .unwrap();
+            cluster.primary_of(cluster.slot_of(&tag)) == victim
+        })
+        .count();
+
     let port = cluster.node(victim).port();
     cluster.nodes()[victim].kill();
     assert!(
         eventually(Duration::from_secs(5), || !b.bus_connected()).await,
         "B lost the dead primary's channels"
     );
+    let mut kept = 0;
+    for &id in &many {
+        if on(&b, spread::with_source(id)).await.1 == Source::L1 {
+            kept += 1;
+        }
+    }
+    eprintln!(
+        "one primary of three dead, serving the channels of {victim_bands} bands of 16: {kept} of {} keys still served from L1",
+        many.len()
+    );
+    assert!(kept > 0, "L1 keeps serving the keys of the live channels");
     // The key whose channel B lost is read from Redis (a replica may not serve it yet:
     // any source but L1); the other is still served from L1.
     let (_, source) = on(&b, spread::with_source(deaf)).await;
