@@ -61,8 +61,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::{Cmd, ErrorKind, RedisError, Value};
+use redis::{Cmd, ErrorKind, RedisError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -71,10 +70,12 @@ use crate::link::{Fault, Primary, Wakeups};
 use crate::throttle::Throttle;
 
 pub(crate) mod bands;
+mod classic;
 mod message;
 mod sharded;
 
 use bands::{Bands, Hearing, ALL};
+use classic::{follow, subscribe_classic, watch_classic, Pair};
 pub(crate) use message::Message;
 pub(crate) use sharded::SHARDS;
 use sharded::{shard_channel, shard_of, Healer};
@@ -164,8 +165,9 @@ pub(crate) struct BusTimings {
 /// What the listener does with what it hears. The cache implements it, so that the bus
 /// needs nothing of the cache's internals (and a test could give it another).
 pub(crate) trait Peer: Send + Sync + 'static {
-    /// Another instance's message.
-    fn heard(self: Arc<Self>, message: Message);
+    /// Another instance's message; `count`: whether the stats count it (a message heard
+    /// twice, through two subscriptions, counts once).
+    fn heard(self: Arc<Self>, message: Message, count: bool);
     /// The subscription may have missed messages: forget whatever could have been
     /// invalidated meanwhile.
     fn flush(self: Arc<Self>);
@@ -285,13 +287,20 @@ pub(crate) fn bus(
 
 /// What the connections of a subscription report to the listener.
 enum Event {
-    /// A message's payload.
-    Payload(Vec<u8>),
+    /// A message's payload, and which part of a [`Pair`] heard it.
+    Payload {
+        payload: Vec<u8>,
+        part: Option<usize>,
+    },
     /// The channels of `bands` ([`ALL`]: the whole subscription) may have missed
     /// messages, for this reason.
     Lost { bands: Bands, reason: String },
     /// The channels of these bands are subscribed again.
     Regained(Bands),
+    /// One classic subscription of a [`Pair`] is lost, for this reason.
+    PartLost { part: usize, reason: String },
+    /// ... and made again, on node `node` of the source's list.
+    PartBack { part: usize, node: usize },
 }
 
 /// A subscription: one task per connection (and one following the link's primary, and one
@@ -299,6 +308,8 @@ enum Event {
 /// Dropping it closes every connection.
 struct Subscription {
     events: mpsc::UnboundedReceiver<Event>,
+    /// The two classic subscriptions on a cluster's nodes, when there are.
+    pair: Option<Pair>,
     /// For the tasks started later (healers).
     sender: mpsc::UnboundedSender<Event>,
     tasks: JoinSet<()>,
@@ -392,12 +403,23 @@ impl Listener {
         let timings = self.timings;
         let channel = self.channel.as_str();
         let sender = events.clone();
+        let mut pair = None;
         for source in &mut self.sources {
             match source {
                 Source::Classic(clients) => {
-                    let client = &clients[attempt % clients.len()];
-                    let pubsub = subscribe_classic(client, channel).await?;
-                    tasks.spawn(watch_classic(pubsub, events.clone(), timings));
+                    // On a cluster, two nodes: either hears every message, so that one dead
+                    // node costs nothing.
+                    let parts = clients.len().min(2);
+                    for part in 0..parts {
+                        let client = &clients[(attempt + part) % clients.len()];
+                        let pubsub = subscribe_classic(client, channel).await?;
+                        let part = (parts == 2).then_some(part);
+                        tasks.spawn(watch_classic(pubsub, events.clone(), timings, part));
+                    }
+                    if parts == 2 {
+                        let n = clients.len();
+                        pair = Some(Pair::new([attempt % n, (attempt + 1) % n]));
+                    }
                 }
                 Source::Primary(primary) => {
                     let Some(current) = primary.borrow_and_update().clone() else {
@@ -407,7 +429,7 @@ impl Listener {
                         )));
                     };
                     let pubsub = subscribe_classic(&current.client, channel).await?;
-                    tasks.spawn(watch_classic(pubsub, events.clone(), timings));
+                    tasks.spawn(watch_classic(pubsub, events.clone(), timings, None));
                     tasks.spawn(follow(primary.clone(), current.address, events.clone()));
                 }
                 Source::Sharded { seeds, known } => {
@@ -420,6 +442,7 @@ impl Listener {
         }
         Ok(Subscription {
             events: receiver,
+            pair,
             sender,
             tasks,
         })
@@ -436,11 +459,30 @@ impl Listener {
             tokio::select! {
                 _ = self.stop.changed() => return None,
                 event = subscription.events.recv() => match event {
-                    Some(Event::Payload(payload)) => {
+                    Some(Event::Payload { payload, part }) => {
                         let peer = cache.upgrade()?;
-                        self.apply(peer, &payload);
+                        let count = match (part, &subscription.pair) {
+                            (Some(part), Some(pair)) => pair.counts(part),
+                            _ => true,
+                        };
+                        self.apply(peer, &payload, count);
                     }
-                    Some(Event::Lost { bands, reason }) if bands != ALL && self.healer(bands).is_some() => {
+                    Some(Event::PartLost { part, reason }) => {
+                        let Some(pair) = subscription.pair.as_mut() else {
+                            return Some(reason);
+                        };
+                        if !pair.lose(part) {
+                            return Some(reason);
+                        }
+                        let nodes = (pair.node(part), pair.node(1 - part));
+                        self.heal_part(part, nodes, &reason, &mut subscription);
+                    }
+                    Some(Event::PartBack { part, node }) => {
+                        if let Some(pair) = subscription.pair.as_mut() {
+                            pair.regain(part, node);
+                        }
+                    }
+                    Some(Event::Lost { bands, reason }) if bands != ALL && self.is_sharded() => {
                         let peer = cache.upgrade()?;
                         self.lose(peer, bands, &reason, &mut subscription);
                     }
@@ -493,6 +535,45 @@ impl Listener {
             .spawn(healer.run(subscription.sender.clone()));
     }
 
+    /// One of the two classic subscriptions is lost: the other still hears every message,
+    /// so nothing is dropped; it is made again on another node.
+    fn heal_part(
+        &mut self,
+        part: usize,
+        (lost, other): (usize, usize),
+        reason: &str,
+        subscription: &mut Subscription,
+    ) {
+        let Some(clients) = self.sources.iter().find_map(|source| match source {
+            Source::Classic(clients) => Some(clients.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        tracing::info!(
+            target: "cachemacro",
+            channel = %self.channel,
+            %reason,
+            "invalidation bus: one of its two subscriptions dropped (the other hears every message); subscribing again on another node"
+        );
+        subscription.tasks.spawn(classic::heal_part(
+            clients,
+            lost,
+            other,
+            self.channel.clone(),
+            part,
+            self.timings,
+            subscription.sender.clone(),
+        ));
+    }
+
+    /// Whether some channels are sharded (and so can be lost a few at a time).
+    fn is_sharded(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|source| matches!(source, Source::Sharded { .. }))
+    }
+
     /// What subscribes the sharded channels of `bands` again; `None` without sharded
     /// channels.
     fn healer(&self, bands: Bands) -> Option<Healer> {
@@ -510,87 +591,16 @@ impl Listener {
     }
 
     /// Hands another instance's message to the cache; drops this instance's own.
-    fn apply(&self, peer: Arc<dyn Peer>, payload: &[u8]) {
+    fn apply(&self, peer: Arc<dyn Peer>, payload: &[u8], count: bool) {
         match Message::decode(payload) {
             Some((from, _)) if from == self.instance => {}
             Some((_, message)) => {
                 tracing::debug!(target: "cachemacro", ?message, "invalidation received");
-                peer.heard(message);
+                peer.heard(message, count);
             }
             None => {
                 tracing::debug!("invalidation bus: ignored a message this version does not read")
             }
-        }
-    }
-}
-
-/// A classic subscription to `channel` on `client`'s server.
-async fn subscribe_classic(
-    client: &redis::Client,
-    channel: &str,
-) -> Result<redis::aio::PubSub, RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
-}
-
-/// Forwards a classic subscription's messages and pings it every heartbeat, until it fails.
-async fn watch_classic(
-    pubsub: redis::aio::PubSub,
-    events: mpsc::UnboundedSender<Event>,
-    timings: BusTimings,
-) {
-    let (mut sink, mut stream) = pubsub.split();
-    let mut heartbeat = heartbeat(timings);
-    heartbeat.tick().await;
-    loop {
-        tokio::select! {
-            message = stream.next() => {
-                let event = match message {
-                    Some(message) => Event::Payload(message.get_payload_bytes().to_vec()),
-                    None => Event::Lost {
-                        bands: ALL,
-                        reason: "the connection closed".to_owned(),
-                    },
-                };
-                let lost = matches!(event, Event::Lost { .. });
-                if events.send(event).is_err() || lost {
-                    return;
-                }
-            }
-            _ = heartbeat.tick() => {
-                let ping = tokio::time::timeout(timings.timeout, sink.ping::<Value>()).await;
-                if !matches!(ping, Ok(Ok(_))) {
-                    let _ = events.send(Event::Lost {
-                        bands: ALL,
-                        reason: "no answer to the heartbeat PING".to_owned(),
-                    });
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Reports the subscription lost when the link connects to another primary than
-/// `address` (a failover).
-async fn follow(
-    mut primary: watch::Receiver<Option<Primary>>,
-    address: String,
-    events: mpsc::UnboundedSender<Event>,
-) {
-    while primary.changed().await.is_ok() {
-        // `None` never comes after a primary; a reconnection to the same server is no move.
-        let moved = primary
-            .borrow_and_update()
-            .as_ref()
-            .is_some_and(|p| p.address != address);
-        if moved {
-            let _ = events.send(Event::Lost {
-                bands: ALL,
-                reason: format!("the data connection moved from {address} to another primary"),
-            });
-            return;
         }
     }
 }

@@ -90,8 +90,10 @@ pub(crate) struct Inner {
 
 /// What the invalidation bus hears, applied to this process's cache.
 impl Peer for Inner {
-    fn heard(self: Arc<Self>, message: Message) {
-        crate::stats::bump(&self.counters.invalidations_received);
+    fn heard(self: Arc<Self>, message: Message, count: bool) {
+        if count {
+            crate::stats::bump(&self.counters.invalidations_received);
+        }
         let cache = Cache::from_arc(self);
         match message {
             Message::Remove(key) => cache.remove_local_at(&key),

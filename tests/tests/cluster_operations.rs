@@ -501,6 +501,85 @@ async fn a_dead_primary_costs_l1_only_the_keys_whose_bus_channels_it_served() {
     );
 }
 
+/// The nodes where an instance of namespace `ops` listens to the classic bus.
+fn classic_listeners(cluster: &RedisCluster) -> Vec<usize> {
+    (0..cluster.urls().len())
+        .filter(|&i| {
+            let Some(mut conn) = cluster.node(i).try_connection() else {
+                return false;
+            };
+            let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("ops:c1:bus")
+                .query(&mut conn)
+                .unwrap_or_default();
+            counts.iter().any(|(_, n)| *n > 0)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_classic_bus_the_death_of_the_node_an_instance_listens_on_costs_no_l1_entry() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let b = instance(&cluster, BusChannels::Classic).await;
+    assert!(eventually(Duration::from_secs(20), || b.bus_connected()).await);
+    let listeners = classic_listeners(&cluster);
+    assert_eq!(listeners.len(), 2, "B listens on two nodes: {listeners:?}");
+    let primaries = cluster.primaries();
+    let victim = listeners
+        .iter()
+        .copied()
+        .find(|n| primaries.contains(n))
+        .unwrap_or(listeners[0]);
+    // Keys away from the victim, in B's L1.
+    let ids: Vec<u64> = (0..)
+        .filter(|id| {
+            cluster.primary_of(cluster.slot_of(&format!("ops:c1:k:spread:{id}"))) != victim
+        })
+        .take(50)
+        .collect();
+    for &id in &ids {
+        ROWS.lock().unwrap().insert(1_000_000 + id, 1);
+        on(&b, spread(id)).await;
+    }
+    let disconnects = b.stats().bus_disconnects;
+
+    let port = cluster.node(victim).port();
+    cluster.nodes()[victim].kill();
+    // The other subscription carries the bus: nothing is dropped, and B still hears.
+    let a = instance(&cluster, BusChannels::Classic).await;
+    ROWS.lock().unwrap().insert(1_000_000 + ids[0], 2);
+    on(&a, spread::remove_cached(ids[0]))
+        .await
+        .expect("a key away from the dead node is removed");
+    assert!(
+        eventually(BOUND, || !b.contains_local(&format!("spread:{}", ids[0]))).await,
+        "B hears the removal through its other subscription"
+    );
+    let kept = ids[1..]
+        .iter()
+        .filter(|id| b.contains_local(&format!("spread:{id}")))
+        .count();
+    assert_eq!(kept, ids.len() - 1, "B dropped none of its other entries");
+    assert_eq!(
+        b.stats().bus_disconnects,
+        disconnects,
+        "B's bus never dropped"
+    );
+    assert!(b.bus_connected());
+    // The lost subscription is made again on another node.
+    assert!(
+        eventually(Duration::from_secs(10), || classic_listeners(&cluster)
+            .iter()
+            .filter(|n| !listeners.contains(n))
+            .count()
+            >= 1)
+        .await,
+        "B subscribes again on a third node"
+    );
+    cluster.wait_failover(port);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_while_a_dead_primary_is_not_replaced_yet_fails_instead_of_skipping_its_keys() {
     let mut cluster = RedisCluster::start(3);

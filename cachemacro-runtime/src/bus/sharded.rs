@@ -229,7 +229,7 @@ impl ShardConnection {
                         // `[channel, payload]`
                         let payload = data.into_iter().nth(1).map(redis::from_redis_value::<Vec<u8>>);
                         if let Some(Ok(payload)) = payload {
-                            if events.send(Event::Payload(payload)).is_err() {
+                            if events.send(Event::Payload { payload, part: None }).is_err() {
                                 return;
                             }
                         }
