@@ -454,17 +454,20 @@ async fn a_dead_primary_costs_l1_only_the_keys_whose_bus_channels_it_served() {
         eventually(Duration::from_secs(5), || !b.bus_connected()).await,
         "B lost the dead primary's channels"
     );
-    let mut kept = 0;
-    for &id in &many {
-        if on(&b, spread::with_source(id)).await.1 == Source::L1 {
-            kept += 1;
-        }
-    }
+    // What the loss dropped is gone from L1; what is left is what L1 still answers.
+    let kept = many
+        .iter()
+        .filter(|id| b.contains_local(&format!("spread:{id}")))
+        .count();
     eprintln!(
-        "one primary of three dead, serving the channels of {victim_bands} bands of 16: {kept} of {} keys still served from L1",
+        "one primary of three dead, serving the channels of {victim_bands} bands of 16: {kept} of {} keys kept in L1",
         many.len()
     );
     assert!(kept > 0, "L1 keeps serving the keys of the live channels");
+    assert!(
+        kept < many.len(),
+        "the keys of the lost channels are dropped"
+    );
     // The key whose channel B lost is read from Redis (a replica may not serve it yet:
     // any source but L1); the other is still served from L1.
     let (_, source) = on(&b, spread::with_source(deaf)).await;
@@ -630,7 +633,7 @@ async fn on_a_cluster_a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_t
     let (unlisted, invalidations) =
         race_reads_with_tag_invalidations(&a, &b, "spread", spread, 50).await;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
-    assert!(invalidations > 10);
+    assert!(invalidations >= 20, "the race ran");
     // A key that an invalidation still has to tombstone counts as listed: 0.2.0 took about
     // ten reads per invalidation here for values whose tag set was lost. What a cluster
     // keeps is the window between a read's registration and its read (one key and its tag's

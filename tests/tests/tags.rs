@@ -344,7 +344,7 @@ async fn a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
     let (unlisted, invalidations) =
         race_reads_with_tag_invalidations(&a, &b, "club", member, 50).await;
     eprintln!("{invalidations} invalidations, {unlisted} reads found a value unlisted");
-    assert!(invalidations > 10);
+    assert!(invalidations >= 20, "the race ran");
     assert_eq!(
         unlisted, 0,
         "a key that an invalidation still has to tombstone is listed"
