@@ -65,6 +65,7 @@ use redis::{Cmd, ErrorKind, RedisError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::backoff::Backoff;
 use crate::l2::L2;
 use crate::link::{Fault, Primary, Wakeups};
 use crate::throttle::Throttle;
@@ -75,7 +76,7 @@ mod message;
 mod sharded;
 
 use bands::{Bands, Hearing, ALL};
-use classic::{follow, subscribe_classic, watch_classic, Pair};
+use classic::{follow, subscribe_classic, watch_classic, Heard, Pair, Switch};
 pub(crate) use message::Message;
 pub(crate) use sharded::SHARDS;
 use sharded::{shard_channel, shard_of, Healer};
@@ -147,9 +148,6 @@ pub(crate) fn publish_commands(channels: BusChannels, classic: &str, payload: &s
     }
     commands
 }
-
-/// The first pause after a failed subscription attempt (the very first retry is immediate).
-const MIN_BACKOFF: Duration = Duration::from_millis(25);
 
 /// Timings of the bus.
 #[derive(Clone, Copy, Debug)]
@@ -326,7 +324,7 @@ impl Listener {
 
     async fn run(mut self, cache: Weak<dyn Peer>, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
-        let mut backoff = Duration::ZERO;
+        let mut backoff = Backoff::new(self.timings.max_backoff);
         let complaints = Throttle::new(Duration::from_secs(10));
         loop {
             let timeout = self.timings.timeout;
@@ -353,7 +351,7 @@ impl Listener {
                     complaints.reset();
                     // The data connection may be waiting to retry: Redis is back.
                     self.wakeups.link.notify_one();
-                    backoff = Duration::ZERO;
+                    backoff.reset();
                     let lost = self.listen(subscription, &cache).await;
                     self.hearing.lose(ALL);
                     let Some(reason) = lost else { return };
@@ -387,10 +385,9 @@ impl Listener {
             // Wait before the next attempt, unless the data connection just got through.
             tokio::select! {
                 _ = self.stop.changed() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_pause()) => {}
                 _ = self.wakeups.bus.notified() => {}
             }
-            backoff = (backoff * 2).clamp(MIN_BACKOFF, self.timings.max_backoff.max(MIN_BACKOFF));
         }
     }
 
@@ -418,7 +415,7 @@ impl Listener {
                     }
                     if parts == 2 {
                         let n = clients.len();
-                        pair = Some(Pair::new([attempt % n, (attempt + 1) % n]));
+                        pair = Some(Pair::new([attempt % n, (attempt + 1) % n], timings));
                     }
                 }
                 Source::Primary(primary) => {
@@ -461,20 +458,30 @@ impl Listener {
                 event = subscription.events.recv() => match event {
                     Some(Event::Payload { payload, part }) => {
                         let peer = cache.upgrade()?;
-                        let count = match (part, &subscription.pair) {
-                            (Some(part), Some(pair)) => pair.counts(part),
-                            _ => true,
-                        };
-                        self.apply(peer, &payload, count);
+                        match (part, subscription.pair.as_mut()) {
+                            (Some(part), Some(pair)) => {
+                                if let (Heard::Apply, payload) = pair.heard(part, payload) {
+                                    self.apply(peer, &payload, true);
+                                }
+                            }
+                            _ => self.apply(peer, &payload, true),
+                        }
                     }
                     Some(Event::PartLost { part, reason }) => {
                         let Some(pair) = subscription.pair.as_mut() else {
                             return Some(reason);
                         };
-                        if !pair.lose(part) {
+                        let Switch::Replay(kept) = pair.lose(part) else {
                             return Some(reason);
-                        }
+                        };
                         let nodes = (pair.node(part), pair.node(1 - part));
+                        // What the lost part may not have delivered, from the other's copies.
+                        if !kept.is_empty() {
+                            let peer = cache.upgrade()?;
+                            for payload in &kept {
+                                self.apply(Arc::clone(&peer), payload, false);
+                            }
+                        }
                         self.heal_part(part, nodes, &reason, &mut subscription);
                     }
                     Some(Event::PartBack { part, node }) => {

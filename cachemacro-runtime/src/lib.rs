@@ -12,6 +12,7 @@
 //! - [`Error`].
 
 mod background;
+mod backoff;
 mod batch;
 mod builder;
 mod bus;

@@ -39,6 +39,7 @@ use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFu
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::sentinel::Resolver;
 use crate::throttle::Throttle;
 
@@ -559,12 +560,9 @@ struct Supervisor {
     target: String,
 }
 
-/// The first pause after a failed attempt (the very first retry is immediate).
-const MIN_BACKOFF: Duration = Duration::from_millis(25);
-
 impl Supervisor {
     async fn run(mut self) {
-        let mut backoff = Duration::ZERO;
+        let mut backoff = Backoff::new(self.timings.max_backoff);
         let mut was_up = false;
         let mut epoch = 0;
         let complaints = Throttle::new(Duration::from_secs(10));
@@ -596,7 +594,7 @@ impl Supervisor {
                     complaints.reset();
                     // The bus may be waiting to retry: Redis is back.
                     self.wakeups.bus.notify_one();
-                    backoff = Duration::ZERO;
+                    backoff.reset();
                     match self.watch(conn).await {
                         None => return,
                         Some(reason) => {
@@ -627,10 +625,9 @@ impl Supervisor {
             // Wait before the next attempt, unless the bus just got through (Redis is back).
             tokio::select! {
                 _ = self.stop.changed() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_pause()) => {}
                 _ = self.wakeups.link.notified() => {}
             }
-            backoff = (backoff * 2).clamp(MIN_BACKOFF, self.timings.max_backoff.max(MIN_BACKOFF));
         }
     }
 

@@ -348,8 +348,8 @@ async fn during_a_rolling_deploy_classic_and_sharded_instances_hear_the_bridging
     assert!(connected(&[&classic, &both, &sharded]).await);
     assert_eq!(
         classic_subscribers(&cluster),
-        2,
-        "the classic and the bridging one"
+        4,
+        "the classic and the bridging one, each on two nodes"
     );
     let channels = shard_channels(&cluster);
     assert_eq!(channels.len(), 16);

@@ -4,14 +4,16 @@
 //! node died) loses nothing, and it is made again on another node while the other carries
 //! the bus.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::{RedisError, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::bands::ALL;
-use super::{heartbeat, BusTimings, Event, MIN_BACKOFF};
+use super::{heartbeat, BusTimings, Event};
+use crate::backoff::Backoff;
 use crate::link::Primary;
 use crate::throttle::Throttle;
 
@@ -29,31 +31,105 @@ fn lost(part: Option<usize>, reason: &str) -> Event {
     }
 }
 
-/// Which of a cluster's two classic subscriptions are up, and on which nodes: either hears
-/// every message.
-#[derive(Clone, Copy, Debug)]
+/// A cluster's two classic subscriptions, on two nodes: either hears every message. The
+/// *active* one's messages are applied; the *standby*'s are kept for a short while
+/// (`window`), to be applied if the active one is lost: a message the active connection had
+/// not delivered when it died is then applied from the standby's copy (some twice: applying
+/// one again only drops what it dropped). Applying both copies of every message instead
+/// would drop, a few milliseconds after each invalidation, what was loaded since.
+#[derive(Debug)]
 pub(super) struct Pair {
     up: [bool; 2],
+    active: usize,
     /// The index of each part's node in the source's list.
     nodes: [usize; 2],
+    /// The standby's recent messages, oldest first.
+    kept: VecDeque<(Instant, Vec<u8>)>,
+    /// How long the standby's messages are kept: longer than the active connection can be
+    /// dead before it is noticed (a heartbeat and its timeout, twice).
+    window: Duration,
+    /// Whether messages were dropped from `kept` before their time (more than
+    /// [`KEPT`] in a window): then losing the active part is losing the bus.
+    overflowed: Option<Instant>,
+}
+
+/// The most standby messages kept.
+const KEPT: usize = 100_000;
+
+/// What to do with a message.
+pub(super) enum Heard {
+    /// Apply it (the active part's).
+    Apply,
+    /// Kept for a switch (the standby's).
+    Kept,
+}
+
+/// What losing a part costs.
+pub(super) enum Switch {
+    /// The standby was lost, or the active one with these messages to apply from the
+    /// standby, which is now active.
+    Replay(Vec<Vec<u8>>),
+    /// Both are lost, or the standby could not keep every message: the bus is lost.
+    Lost,
 }
 
 impl Pair {
-    /// Both up, on these nodes.
-    pub(super) fn new(nodes: [usize; 2]) -> Self {
+    /// Both up, on these nodes, the first active.
+    pub(super) fn new(nodes: [usize; 2], timings: BusTimings) -> Self {
         Self {
             up: [true; 2],
+            active: 0,
             nodes,
+            kept: VecDeque::new(),
+            window: (timings.heartbeat + timings.timeout) * 2,
+            overflowed: None,
         }
     }
 
-    /// `part` is lost; returns whether the other still hears the bus.
-    pub(super) fn lose(&mut self, part: usize) -> bool {
-        self.up[part] = false;
-        self.up[1 - part]
+    /// A message from `part`.
+    pub(super) fn heard(&mut self, part: usize, payload: Vec<u8>) -> (Heard, Vec<u8>) {
+        if part == self.active {
+            return (Heard::Apply, payload);
+        }
+        let now = Instant::now();
+        while self
+            .kept
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > self.window)
+        {
+            self.kept.pop_front();
+        }
+        if self.kept.len() >= KEPT {
+            self.kept.pop_front();
+            self.overflowed = Some(now);
+        }
+        self.kept.push_back((now, payload.clone()));
+        (Heard::Kept, payload)
     }
 
-    /// `part` is subscribed again, on node `node`.
+    /// `part` is lost.
+    pub(super) fn lose(&mut self, part: usize) -> Switch {
+        self.up[part] = false;
+        let other = 1 - part;
+        if !self.up[other] {
+            return Switch::Lost;
+        }
+        let kept = std::mem::take(&mut self.kept);
+        if part != self.active {
+            return Switch::Replay(Vec::new());
+        }
+        self.active = other;
+        let overflowed = self
+            .overflowed
+            .take()
+            .is_some_and(|at| at.elapsed() <= self.window);
+        if overflowed {
+            return Switch::Lost;
+        }
+        Switch::Replay(kept.into_iter().map(|(_, payload)| payload).collect())
+    }
+
+    /// `part` is subscribed again, on node `node`, as the standby.
     pub(super) fn regain(&mut self, part: usize, node: usize) {
         self.up[part] = true;
         self.nodes[part] = node;
@@ -62,12 +138,6 @@ impl Pair {
     /// The node of `part`.
     pub(super) fn node(&self, part: usize) -> usize {
         self.nodes[part]
-    }
-
-    /// Whether a message from `part` is counted in the stats: each message comes twice,
-    /// once per part, and is counted from the first part that is up.
-    pub(super) fn counts(&self, part: usize) -> bool {
-        part == usize::from(!self.up[0])
     }
 }
 
@@ -84,8 +154,7 @@ pub(super) async fn heal_part(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let complaints = Throttle::new(Duration::from_secs(10));
-    let mut backoff = MIN_BACKOFF;
-    let cap = timings.max_backoff.max(MIN_BACKOFF);
+    let mut backoff = Backoff::after_failure(timings.max_backoff);
     let n = clients.len();
     // Input: the nodes after the lost one, in turn. Output: those not the other part's.
     let mut candidates = (1..=n)
@@ -93,7 +162,7 @@ pub(super) async fn heal_part(
         .filter(|&i| i != other)
         .cycle();
     loop {
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(backoff.next_pause()).await;
         let Some(node) = candidates.next() else {
             return;
         };
@@ -113,7 +182,6 @@ pub(super) async fn heal_part(
         if let Some(suppressed) = complaints.allow() {
             tracing::warn!(target: "cachemacro", %channel, %error, suppressed, "invalidation bus: cannot subscribe again on a second node, retrying (the first still hears every message)");
         }
-        backoff = (backoff * 2).min(cap);
     }
 }
 
@@ -182,5 +250,50 @@ pub(super) async fn follow(
             });
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> Pair {
+        Pair::new(
+            [0, 1],
+            BusTimings {
+                timeout: Duration::from_secs(1),
+                heartbeat: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(1),
+            },
+        )
+    }
+
+    #[test]
+    fn the_active_part_is_applied_and_the_standby_replayed_when_the_active_one_dies() {
+        let mut pair = pair();
+        assert!(matches!(pair.heard(0, b"a".to_vec()).0, Heard::Apply));
+        assert!(matches!(pair.heard(1, b"a".to_vec()).0, Heard::Kept));
+        assert!(matches!(pair.heard(1, b"b".to_vec()).0, Heard::Kept));
+        // The active part dies before delivering `b`: the standby's copies are applied.
+        match pair.lose(0) {
+            Switch::Replay(kept) => assert_eq!(kept, [b"a".to_vec(), b"b".to_vec()]),
+            Switch::Lost => panic!("the standby carries the bus"),
+        }
+        assert!(matches!(pair.heard(1, b"c".to_vec()).0, Heard::Apply));
+        pair.regain(0, 2);
+        assert!(matches!(pair.heard(0, b"c".to_vec()).0, Heard::Kept));
+        assert_eq!(pair.node(0), 2);
+        // The standby dies: nothing to replay; then the active one: the bus is lost.
+        assert!(matches!(pair.lose(0), Switch::Replay(kept) if kept.is_empty()));
+        assert!(matches!(pair.lose(1), Switch::Lost));
+    }
+
+    #[test]
+    fn a_standby_that_could_not_keep_every_message_does_not_carry_the_bus() {
+        let mut pair = pair();
+        for i in 0..=KEPT {
+            pair.heard(1, i.to_string().into_bytes());
+        }
+        assert!(matches!(pair.lose(0), Switch::Lost));
     }
 }

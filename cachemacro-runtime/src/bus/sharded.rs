@@ -14,7 +14,8 @@ use redis::{
 use tokio::sync::mpsc;
 
 use super::bands::Bands;
-use super::{heartbeat, BusTimings, Event, MIN_BACKOFF};
+use super::{heartbeat, BusTimings, Event};
+use crate::backoff::Backoff;
 use crate::throttle::Throttle;
 
 /// How many sharded channels carry the bus. Part of the format: instances with another
@@ -296,10 +297,9 @@ impl Healer {
     /// `max_backoff`; then reports them regained and watches the new connections.
     pub(super) async fn run(mut self, events: mpsc::UnboundedSender<Event>) {
         let complaints = Throttle::new(Duration::from_secs(10));
-        let mut backoff = MIN_BACKOFF;
-        let cap = self.timings.max_backoff.max(MIN_BACKOFF);
+        let mut backoff = Backoff::after_failure(self.timings.max_backoff);
         loop {
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(backoff.next_pause()).await;
             let attempt = tokio::time::timeout(
                 self.timings.timeout,
                 subscribe_sharded(
@@ -335,7 +335,6 @@ impl Healer {
                     "invalidation bus: cannot subscribe again to the channels of some slot bands, retrying"
                 );
             }
-            backoff = (backoff * 2).min(cap);
         }
     }
 }
