@@ -76,7 +76,7 @@ mod message;
 mod sharded;
 
 use bands::{Bands, Hearing, ALL};
-use classic::{follow, subscribe_classic, watch_classic, Heard, Pair, Switch};
+use classic::{follow, subscribe_classic, watch_classic, Pair, Switch};
 pub(crate) use message::Message;
 pub(crate) use sharded::SHARDS;
 use sharded::{shard_channel, shard_of, Healer};
@@ -460,7 +460,7 @@ impl Listener {
                         let peer = cache.upgrade()?;
                         match (part, subscription.pair.as_mut()) {
                             (Some(part), Some(pair)) => {
-                                if let (Heard::Apply, payload) = pair.heard(part, payload) {
+                                if let Some(payload) = pair.heard(part, payload) {
                                     self.apply(peer, &payload, true);
                                 }
                             }

@@ -56,14 +56,6 @@ pub(super) struct Pair {
 /// The most standby messages kept.
 const KEPT: usize = 100_000;
 
-/// What to do with a message.
-pub(super) enum Heard {
-    /// Apply it (the active part's).
-    Apply,
-    /// Kept for a switch (the standby's).
-    Kept,
-}
-
 /// What losing a part costs.
 pub(super) enum Switch {
     /// The standby was lost, or the active one with these messages to apply from the
@@ -86,10 +78,11 @@ impl Pair {
         }
     }
 
-    /// A message from `part`.
-    pub(super) fn heard(&mut self, part: usize, payload: Vec<u8>) -> (Heard, Vec<u8>) {
+    /// A message from `part`: returned to be applied (the active part's), or kept for a
+    /// switch (the standby's).
+    pub(super) fn heard(&mut self, part: usize, payload: Vec<u8>) -> Option<Vec<u8>> {
         if part == self.active {
-            return (Heard::Apply, payload);
+            return Some(payload);
         }
         let now = Instant::now();
         while self
@@ -103,8 +96,8 @@ impl Pair {
             self.kept.pop_front();
             self.overflowed = Some(now);
         }
-        self.kept.push_back((now, payload.clone()));
-        (Heard::Kept, payload)
+        self.kept.push_back((now, payload));
+        None
     }
 
     /// `part` is lost.
@@ -271,17 +264,17 @@ mod tests {
     #[test]
     fn the_active_part_is_applied_and_the_standby_replayed_when_the_active_one_dies() {
         let mut pair = pair();
-        assert!(matches!(pair.heard(0, b"a".to_vec()).0, Heard::Apply));
-        assert!(matches!(pair.heard(1, b"a".to_vec()).0, Heard::Kept));
-        assert!(matches!(pair.heard(1, b"b".to_vec()).0, Heard::Kept));
+        assert_eq!(pair.heard(0, b"a".to_vec()), Some(b"a".to_vec()));
+        assert_eq!(pair.heard(1, b"a".to_vec()), None);
+        assert_eq!(pair.heard(1, b"b".to_vec()), None);
         // The active part dies before delivering `b`: the standby's copies are applied.
         match pair.lose(0) {
             Switch::Replay(kept) => assert_eq!(kept, [b"a".to_vec(), b"b".to_vec()]),
             Switch::Lost => panic!("the standby carries the bus"),
         }
-        assert!(matches!(pair.heard(1, b"c".to_vec()).0, Heard::Apply));
+        assert_eq!(pair.heard(1, b"c".to_vec()), Some(b"c".to_vec()));
         pair.regain(0, 2);
-        assert!(matches!(pair.heard(0, b"c".to_vec()).0, Heard::Kept));
+        assert_eq!(pair.heard(0, b"c".to_vec()), None);
         assert_eq!(pair.node(0), 2);
         // The standby dies: nothing to replay; then the active one: the bus is lost.
         assert!(matches!(pair.lose(0), Switch::Replay(kept) if kept.is_empty()));
