@@ -37,6 +37,8 @@ pub(crate) struct Args {
     pub(crate) version: Option<u32>,
     /// Tag templates.
     pub(crate) tags: Vec<LitStr>,
+    /// Tags declared with `tags!`, named with their arguments: `user(user_id)`.
+    pub(crate) typed_tags: Vec<syn::ExprCall>,
     /// How long past its TTL an entry is kept, to serve when a reload fails.
     pub(crate) stale_for: Option<Named<Ttl>>,
     /// How long callers wait for a reload before they get the stale value.
@@ -205,7 +207,8 @@ impl Args {
                         for element in &array.elems {
                             match ungroup_ref(element) {
                                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => args.tags.push(s.clone()),
-                                other => errors.spanned(other, "each tag is a template string, as in `tags = [\"user:<user_id>\"]`"),
+                                Expr::Call(call) => args.typed_tags.push(call.clone()),
+                                other => errors.spanned(other, "each tag is a template string, as in `tags = [\"user:<user_id>\"]`, or a tag declared with `cachemacro::tags!` and its arguments, as in `tags = [user(user_id)]`"),
                             }
                         }
                     }

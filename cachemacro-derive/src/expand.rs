@@ -312,7 +312,7 @@ impl KeyCode {
     }
 }
 
-fn write_part(expr: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn write_part(expr: TokenStream, span: Span) -> TokenStream {
     // The writer's buffer resolved where it is defined: a template from a `macro_rules!`
     // carries the hygiene of the macro's caller, not the attribute's.
     let out = Ident::new("__cachemacro_out", span.resolved_at(Span::call_site()));
@@ -336,7 +336,7 @@ fn write_part(expr: TokenStream, span: Span) -> TokenStream {
 /// resolved as macro-generated code: when a field is misspelled (`<q.tenat>`), rustc
 /// reports the unknown field without suggesting an edit of the template literal (its
 /// suggestion, `key = tenant`, would replace the whole string).
-fn field_tokens(fields: &[Field], span: Span) -> Vec<TokenStream> {
+pub(crate) fn field_tokens(fields: &[Field], span: Span) -> Vec<TokenStream> {
     let span = span.resolved_at(Span::mixed_site());
     fields
         .iter()
@@ -584,7 +584,17 @@ pub(crate) fn fn_path(model: &Model) -> TokenStream {
 
 /// A `Vec<String>` of the function's tags, written from their templates.
 pub(crate) fn tags_tokens(model: &Model, path: &TokenStream) -> TokenStream {
-    let count = model.tags.len();
+    let count = model.tags.len() + model.args.typed_tags.len();
+    // A tag declared with `tags!`: its `tag` function, called with references to the
+    // arguments, each spanned at itself so that a wrong type points there.
+    let typed = model.args.typed_tags.iter().map(|call| {
+        let func = &call.func;
+        let args = call
+            .args
+            .iter()
+            .map(|arg| quote_spanned!(arg.span()=> &(#arg)));
+        quote_spanned!(call.func.span()=> #func::tag(#(#args),*))
+    });
     let tags = model.tags.iter().map(|tag| {
         let writer = KeyCode::template(model, tag).writer(path);
         quote! {{
@@ -597,6 +607,7 @@ pub(crate) fn tags_tokens(model: &Model, path: &TokenStream) -> TokenStream {
         #[allow(unused_mut)]
         let mut __cachemacro_tags = ::cachemacro::__private::Vec::with_capacity(#count);
         #( __cachemacro_tags.push(#tags); )*
+        #( __cachemacro_tags.push(#typed); )*
         __cachemacro_tags
     }}
 }
@@ -746,7 +757,7 @@ fn body(model: &Model, key: &KeyCode) -> TokenStream {
     let path = key_path(model);
     let writer = key.writer(&path);
     // The tags, written only on a miss.
-    let tags = if model.tags.is_empty() {
+    let tags = if model.tags.is_empty() && model.args.typed_tags.is_empty() {
         quote!(::cachemacro::__private::Vec::new())
     } else {
         tags_tokens(model, &path)

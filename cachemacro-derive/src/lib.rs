@@ -18,6 +18,7 @@ mod context;
 mod errors;
 mod expand;
 mod key_part;
+mod tag_decl;
 mod template;
 mod valid;
 
@@ -37,6 +38,14 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens.into(),
         Err(err) => with_error(original, err),
     }
+}
+
+/// (`tags!` comes from the `cachemacro-derive` crate: use it through `cachemacro`.)
+#[proc_macro]
+pub fn tags(input: TokenStream) -> TokenStream {
+    tag_decl::expand(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// (The derive comes from the `cachemacro-derive` crate: use it through `cachemacro`.)

@@ -161,6 +161,46 @@ pub(crate) fn not_a_function(item: TokenStream, err: syn::Error) -> syn::Error {
     err
 }
 
+/// Checks a tag declared with `tags!` and named in `tags = [...]`: a path, called with the
+/// function's parameters (or the batch's element), or fields of them. Whether the tag
+/// exists and takes those types is the compiler's to say, at the call the expansion writes.
+fn check_typed_tag(call: &syn::ExprCall, params: &[Param], args: &Args, errors: &mut Errors) {
+    if !matches!(&*call.func, syn::Expr::Path(path) if path.qself.is_none()) {
+        errors.spanned(
+            &call.func,
+            "a tag here is a tag declared with `cachemacro::tags!`, named by its path, as in `tags = [user(user_id)]`",
+        );
+        return;
+    }
+    let element = args.batch.as_ref().map(|b| b.value.element.to_string());
+    for arg in &call.args {
+        // Input: `user_id` or `user.id`. Output: its root, `user_id` or `user`.
+        let mut root = arg;
+        while let syn::Expr::Field(field) = root {
+            root = &field.base;
+        }
+        let name = match root {
+            syn::Expr::Path(path) if path.qself.is_none() => {
+                path.path.get_ident().map(ToString::to_string)
+            }
+            _ => None,
+        };
+        let known = name.as_deref().is_some_and(|name| {
+            params.iter().any(|p| p.ident == name) || element.as_deref() == Some(name)
+        });
+        if !known {
+            let names: Vec<String> = params.iter().map(|p| format!("`{}`", p.ident)).collect();
+            errors.spanned(
+                arg,
+                format!(
+                    "a tag's argument is a parameter of the function, or a field of one (parameters: {})",
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                ),
+            );
+        }
+    }
+}
+
 /// Checks `func`, declared in `context`, against the arguments in `tokens`, reporting
 /// every mistake at once.
 pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> syn::Result<Model> {
@@ -210,6 +250,9 @@ pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> s
     let tags: Vec<Template> = (args.tags.iter())
         .filter_map(|lit| parse(lit, "tag template", &mut errors))
         .collect();
+    for call in &args.typed_tags {
+        check_typed_tag(call, &params, &args, &mut errors);
+    }
 
     // Which parameters the key reads.
     let index = |name: &str| params.iter().position(|p| p.ident == name);

@@ -423,6 +423,40 @@
 #[doc(inline)]
 pub use cachemacro_derive::cached;
 
+/// Declares tags once, with typed parameters: each becomes a type with `tag(..)` (its text),
+/// `invalidate(..)` (in the global cache) and `invalidate_in(&cache, ..)`. Name one in
+/// `#[cached(tags = [...])]` with the function's parameters as its arguments; a misspelt
+/// tag does not compile, nor does an argument of another type.
+///
+/// ```
+/// use cachemacro::cached;
+///
+/// cachemacro::tags! {
+///     /// Everything built from one author's profile.
+///     pub author(id: u64) = "author:<id>";
+///     /// One article, by its slug.
+///     pub article(slug: str) = "article:<slug>";
+/// }
+///
+/// #[cached(key = "article:<author_id>:<slug>", tags = [article(slug), author(author_id)])]
+/// async fn get_article(slug: String, author_id: u64) -> String {
+///     format!("{slug} by {author_id}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro::Error> {
+/// get_article("hello".into(), 7).await;
+/// assert_eq!(author::tag(&7), "author:7");
+/// // The author renamed themselves: every article of theirs reloads, on every instance.
+/// assert_eq!(author::invalidate(&7).await?, 1);
+/// # Ok(()) }
+/// ```
+///
+/// A parameter's type is what the tag borrows: `slug: str` takes a `&str` (a `String`
+/// argument is borrowed as one), `id: u64` a `&u64`. Every parameter must appear in the
+/// template.
+#[doc(inline)]
+pub use cachemacro_derive::tags;
+
 /// Derives [`KeyPart`](trait@KeyPart) for a struct or an enum: an injective key encoding
 /// of its fields.
 ///

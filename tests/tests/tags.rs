@@ -350,3 +350,39 @@ async fn a_read_racing_a_tag_invalidation_is_not_taken_for_a_lost_tag_set() {
         "a key that an invalidation still has to tombstone is listed"
     );
 }
+
+cachemacro::tags! {
+    /// Everything that shows a member of the club.
+    member_tag(id: u64) = "member:<id>";
+}
+
+/// A page that shows two members: tagged with both, through the tag declared once above.
+#[cached(key = "pair:<first>:<second>", tags = [member_tag(first), member_tag(second)], cache = current())]
+async fn pair(first: u64, second: u64) -> String {
+    format!("{} & {}", name("typed", first), name("typed", second))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_declared_once_invalidates_through_its_typed_function_on_every_instance() {
+    let server = RedisServer::start();
+    let a = instance(&server, "typed").await;
+    let b = instance(&server, "typed").await;
+    assert_eq!(on(&a, pair(1, 2)).await, "user1 & user2");
+    assert_eq!(on(&b, pair(1, 2)).await, "user1 & user2");
+    assert_eq!(on(&b, pair(2, 3)).await, "user2 & user3");
+    assert!(b.contains_local("pair:1:2") && b.contains_local("pair:2:3"));
+
+    // Member 2 is renamed; the write path names the tag by its type, on A.
+    rename("typed", 2, "Zoe");
+    assert_eq!(member_tag::tag(&2), "member:2");
+    let removed = member_tag::invalidate_in(&a, &2).await.unwrap();
+    assert!(removed >= 2, "both pages show member 2: {removed}");
+    assert!(
+        eventually(Duration::from_secs(1), || !b.contains_local("pair:1:2")
+            && !b.contains_local("pair:2:3"))
+        .await,
+        "B drops both pages"
+    );
+    assert_eq!(on(&b, pair(1, 2)).await, "user1 & Zoe");
+    assert_eq!(on(&b, pair(2, 3)).await, "Zoe & user3");
+}
