@@ -10,7 +10,7 @@ use crate::errors::Errors;
 
 /// The names `#[cached]` accepts, in the order error messages list them.
 const KNOWN: &str =
-    "`key`, `ttl`, `scope`, `cache`, `ignore`, `result`, `option`, `cache_none`, `version`, `tags`, \
+    "`key`, `ttl`, `scope`, `group`, `cache`, `ignore`, `result`, `option`, `cache_none`, `version`, `tags`, \
      `stale_for`, `soft_timeout`, `hard_timeout`, `refresh_ahead`, `fail_safe_throttle`, `fleet_single_flight`, `batch`, \
      `l1_capacity`";
 
@@ -23,6 +23,8 @@ pub(crate) struct Args {
     pub(crate) ttl: Option<Ttl>,
     /// The scope template.
     pub(crate) scope: Option<LitStr>,
+    /// The group template: one `bump_version` of the group retires every entry in it.
+    pub(crate) group: Option<LitStr>,
     /// An expression giving the cache.
     pub(crate) cache: Option<Expr>,
     /// Parameters deliberately left out of the key.
@@ -176,6 +178,14 @@ impl Args {
                     if let Some(scope) = &args.scope {
                         if scope.value().is_empty() {
                             errors.spanned(scope, "the scope name must not be empty: write `scope = \"users\"`, or leave `scope` out");
+                        }
+                    }
+                }
+                "group" => {
+                    args.group = string(&arg, errors, "a group name such as `group = \"articles\"` or `group = \"feed:<user_id>\"`");
+                    if let Some(group) = &args.group {
+                        if group.value().is_empty() {
+                            errors.spanned(group, "the group name must not be empty: write `group = \"articles\"`, or leave `group` out");
                         }
                     }
                 }

@@ -15,7 +15,9 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{GenericParam, Generics, WherePredicate};
 
-use crate::expand::{fn_path, key_path, ret_tokens, scope_tokens, KeyCode};
+use crate::expand::{
+    fn_path, group_name, key_path, ret_tokens, scope_tokens, scope_tokens_in, KeyCode,
+};
 use crate::valid::{collect_names, Kind, Model, Param};
 
 pub(crate) fn generate(model: &Model, key: &KeyCode) -> TokenStream {
@@ -129,6 +131,14 @@ fn items(
         },
     };
     let (scope_let, scope) = scope_tokens(model);
+    // Where the companion cannot wait: a group's version as this process knows it, read
+    // from the cache (which `key` and `scope` then need too).
+    let (scope_now, _) = scope_tokens_in(model, false);
+    let cache_now = if model.grouped {
+        cache.clone()
+    } else {
+        TokenStream::new()
+    };
     let capacity = key.capacity;
     let plain_key = key.build(
         quote!(::cachemacro::__private::String::with_capacity(#capacity)),
@@ -175,7 +185,8 @@ fn items(
         quote! {
             #[doc = #doc_key]
             #vis fn #key_fn #impl_generics (#key_inputs) -> ::cachemacro::__private::ScopedKey #where_clause {
-                #scope_let
+                #cache_now
+                #scope_now
                 ::cachemacro::__private::ScopedKey::new(
                     ::cachemacro::__private::Option::unwrap_or_default(#scope),
                     #plain_key,
@@ -184,7 +195,8 @@ fn items(
 
             #[doc = #doc_scope]
             #vis fn #scope_fn #scope_impl_generics (#scope_inputs) -> ::cachemacro::__private::String #scope_where_clause {
-                #scope_let
+                #cache_now
+                #scope_now
                 ::cachemacro::__private::String::from(
                     ::cachemacro::__private::Option::unwrap_or_default(#scope),
                 )
@@ -201,8 +213,28 @@ fn items(
             }
         }
     };
+    let bump = group_name(model).map(|group| {
+        let bump_fn = match method {
+            Some(_) => format_ident!("{}_bump_group", name),
+            None => format_ident!("bump_group"),
+        };
+        let doc = format!(
+            "Retires every entry of the group {what} caches these arguments in: moves the group to a new version (`Cache::bump_version`), here at once and on every instance when the bus message arrives; returns the new version."
+        );
+        quote! {
+            #[doc = #doc]
+            #vis async fn #bump_fn #scope_impl_generics (#scope_inputs)
+                -> ::cachemacro::__private::Result<u64, ::cachemacro::__private::Error> #scope_where_clause
+            {
+                #cache
+                __cachemacro_cache.bump_version(#group).await
+            }
+        }
+    });
     quote! {
         #key_and_scope
+
+        #bump
 
         #[doc = #doc_remove]
         #vis async fn #remove_fn #impl_generics (#key_inputs)
@@ -218,7 +250,7 @@ fn items(
         #[doc = #doc_local]
         #vis fn #local_fn #impl_generics (#key_inputs) #where_clause {
             #cache
-            #scope_let
+            #scope_now
             let __cachemacro_key = #storage_key;
             ::cachemacro::__private::remove_local(__cachemacro_cache, __cachemacro_key)
         }

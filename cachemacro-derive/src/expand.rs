@@ -468,6 +468,44 @@ fn mentions(tokens: TokenStream, idents: &[&str]) -> bool {
 
 /// The scope name for one call: statements that compute it, and an `Option<&str>`.
 pub(crate) fn scope_tokens(model: &Model) -> (TokenStream, TokenStream) {
+    scope_tokens_in(model, true)
+}
+
+/// The name of a grouped function's group for these arguments, as a `&str` expression.
+pub(crate) fn group_name(model: &Model) -> Option<TokenStream> {
+    if !model.grouped {
+        return None;
+    }
+    let template = model.scope.as_ref()?;
+    Some(match template.static_text() {
+        Some(name) => quote!(#name),
+        None => {
+            let code = KeyCode::template(model, template);
+            let capacity = code.capacity;
+            let build = code.build(
+                quote!(::cachemacro::__private::String::with_capacity(#capacity)),
+                &quote!(""),
+            );
+            quote!(&#build)
+        }
+    })
+}
+
+/// [`scope_tokens`]; for a group's scope, with the group's version read as
+/// `Cache::version` does (`asynchronous`, where the statements can `.await`) or the last one
+/// this process knows. Either way `__cachemacro_cache` must be in scope.
+pub(crate) fn scope_tokens_in(model: &Model, asynchronous: bool) -> (TokenStream, TokenStream) {
+    if let Some(group) = group_name(model) {
+        let scope = if asynchronous {
+            quote!(::cachemacro::__private::group_scope(__cachemacro_cache, #group).await)
+        } else {
+            quote!(::cachemacro::__private::group_scope_now(__cachemacro_cache, #group))
+        };
+        return (
+            quote! { let __cachemacro_scope: ::cachemacro::__private::String = #scope; },
+            quote!(::cachemacro::__private::Some(__cachemacro_scope.as_str())),
+        );
+    }
     match &model.scope {
         None => (TokenStream::new(), quote!(::cachemacro::__private::None)),
         Some(template) => match template.static_text() {
@@ -503,7 +541,8 @@ pub(crate) fn scope_tokens(model: &Model) -> (TokenStream, TokenStream) {
 /// the arguments alone would not tell them apart.
 fn front_tokens(model: &Model) -> (TokenStream, TokenStream) {
     let by_text = quote!(::cachemacro::__private::front::ByText);
-    if !model.type_args.is_empty() {
+    // A group's version is no argument: a front keyed by the arguments would outlive a bump.
+    if !model.type_args.is_empty() || model.grouped {
         return (TokenStream::new(), by_text);
     }
     let values: Vec<TokenStream> = match &model.key {

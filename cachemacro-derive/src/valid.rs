@@ -111,6 +111,8 @@ pub(crate) struct Model {
     pub(crate) params: Vec<Param>,
     pub(crate) key: Option<Template>,
     pub(crate) scope: Option<Template>,
+    /// The scope is a group's: its name is followed by the group's version.
+    pub(crate) grouped: bool,
     pub(crate) tags: Vec<Template>,
     /// The parameters the key reads (through the key or the scope template, or every one
     /// not ignored when there is no key template), in the function's order.
@@ -247,6 +249,20 @@ pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> s
         .scope
         .as_ref()
         .and_then(|lit| parse(lit, "scope template", &mut errors));
+    // A group is the scope `<group>@v<version>`: the scope's machinery (its parameters,
+    // `scope()`, `Scope::clear`) serves it, and a bump moves every entry to a new scope.
+    let group = args
+        .group
+        .as_ref()
+        .and_then(|lit| parse(lit, "group template", &mut errors));
+    if let (Some(_), Some(lit)) = (&args.scope, &args.group) {
+        errors.spanned(
+            lit,
+            "a function in a group lives in its group's scope (`<group>@v<version>`): give it a `scope` or a `group`, not both",
+        );
+    }
+    let grouped = group.is_some();
+    let scope = scope.or(group);
     let tags: Vec<Template> = (args.tags.iter())
         .filter_map(|lit| parse(lit, "tag template", &mut errors))
         .collect();
@@ -321,6 +337,7 @@ pub(crate) fn validate(tokens: TokenStream, func: ItemFn, context: Context) -> s
         params,
         key,
         scope,
+        grouped,
         tags,
         keyed,
         scoped,

@@ -80,6 +80,28 @@ impl FnPath {
     }
 }
 
+/// The scope of a grouped function's entries (`#[cached(group = "...")]`): the group's name
+/// and its current version, read as [`Cache::version`] does; when that fails, the last one
+/// this process knows (a group read fails open, as `version` does without `compat_0_1`).
+pub async fn group_scope(cache: &Cache, group: &str) -> String {
+    let version = match cache.version(group).await {
+        Ok(version) => version,
+        Err(_) => cache.inner.versions.last_known(group),
+    };
+    scope_of_group(group, version)
+}
+
+/// [`group_scope`] with the last version this process knows, for the companions that
+/// cannot wait (`key`, `remove_local`).
+pub fn group_scope_now(cache: &Cache, group: &str) -> String {
+    scope_of_group(group, cache.inner.versions.last_known(group))
+}
+
+/// `<group>@v<version>`.
+fn scope_of_group(group: &str, version: u64) -> String {
+    format!("{group}@v{version}")
+}
+
 /// An empty storage key for `scope`, with room for `extra` bytes of key.
 #[inline]
 pub fn key_buffer(cache: &Cache, scope: Option<&str>, extra: usize) -> String {

@@ -277,3 +277,79 @@ async fn a_removals_tombstone_outlives_a_purge_beside_it() {
     // tombstone must still be there to fail it.
     assert_eq!(server.stored_bytes("shop:c1:k:k"), Some(tombstone));
 }
+
+/// The source of the grouped functions below: each read counts, and says which edition of
+/// the listing it saw.
+static EDITION: AtomicUsize = AtomicUsize::new(1);
+static LISTING_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A page of a listing, in the group `articles`: no version threaded through the handler.
+#[cached(key = "articles:page:<page>", group = "articles", cache = current())]
+async fn articles_page(page: u32) -> String {
+    LISTING_LOADS.fetch_add(1, Ordering::SeqCst);
+    format!("page {page} of edition {}", EDITION.load(Ordering::SeqCst))
+}
+
+/// One user's feed, in a group per user.
+#[cached(key = "feed:<user_id>:<page>", group = "feed:<user_id>", cache = current())]
+async fn feed(user_id: u64, page: u32) -> String {
+    format!(
+        "feed {user_id} page {page} of edition {}",
+        EDITION.load(Ordering::SeqCst)
+    )
+}
+
+#[tokio::test]
+async fn a_group_named_in_the_attribute_is_retired_by_one_bump_on_every_instance() {
+    let server = RedisServer::start();
+    let a = instance(&server, "attr").await;
+    let b = instance(&server, "attr").await;
+    for page in 0..3 {
+        assert_eq!(
+            on(&a, articles_page(page)).await,
+            format!("page {page} of edition 1")
+        );
+        assert_eq!(
+            on(&b, articles_page(page)).await,
+            format!("page {page} of edition 1")
+        );
+    }
+    assert_eq!(
+        LISTING_LOADS.load(Ordering::SeqCst),
+        3,
+        "B read A's pages from Redis"
+    );
+    assert_eq!(on(&b, feed(1, 0)).await, "feed 1 page 0 of edition 1");
+    assert_eq!(on(&b, feed(2, 0)).await, "feed 2 page 0 of edition 1");
+
+    // A write changes the listing and user 1's feed; A retires both groups.
+    EDITION.store(2, Ordering::SeqCst);
+    let version = on(&a, articles_page::bump_group()).await.unwrap();
+    assert!(version > 0);
+    on(&a, feed::bump_group(1)).await.unwrap();
+    assert_eq!(
+        on(&a, articles_page(0)).await,
+        "page 0 of edition 2",
+        "at once on A"
+    );
+    // B learns of the bumps over the bus (within the README's bound; 1 s here).
+    let fresh = |b: Cache| async move {
+        on(&b, articles_page(2)).await == "page 2 of edition 2"
+            && on(&b, feed(1, 0)).await == "feed 1 page 0 of edition 2"
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while !fresh(b.clone()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B reads the new edition"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // User 2's feed is another group: untouched.
+    assert_eq!(on(&b, feed(2, 0)).await, "feed 2 page 0 of edition 1");
+    assert_eq!(
+        on(&b, async { feed::scope(2) }).await,
+        "feed:2@v0",
+        "the group's scope: its name and version"
+    );
+}
