@@ -86,7 +86,11 @@ impl FnPath {
 pub async fn group_scope(cache: &Cache, group: &str) -> String {
     let version = match cache.version(group).await {
         Ok(version) => version,
-        Err(_) => cache.inner.versions.last_known(group),
+        // Only with `compat_0_1`, whose 0.1 instances bump unannounced.
+        Err(error) => {
+            crate::throttle::warn_throttled!(%group, %error, "cache: could not read the version of a function's group; using the last one known (bumps heard on the bus included)");
+            cache.inner.versions.last_known(group)
+        }
     };
     scope_of_group(group, version)
 }
