@@ -480,15 +480,21 @@ pub(crate) fn group_name(model: &Model) -> Option<TokenStream> {
     Some(match template.static_text() {
         Some(name) => quote!(#name),
         None => {
-            let code = KeyCode::template(model, template);
-            let capacity = code.capacity;
-            let build = code.build(
-                quote!(::cachemacro::__private::String::with_capacity(#capacity)),
-                &quote!(""),
-            );
+            let build = template_string(model, template);
             quote!(&#build)
         }
     })
+}
+
+/// A `String` expression: `template` written from the arguments (a scope's or a group's
+/// name).
+fn template_string(model: &Model, template: &Template) -> TokenStream {
+    let code = KeyCode::template(model, template);
+    let capacity = code.capacity;
+    code.build(
+        quote!(::cachemacro::__private::String::with_capacity(#capacity)),
+        &quote!(""),
+    )
 }
 
 /// [`scope_tokens`]; for a group's scope, with the group's version read as
@@ -514,14 +520,7 @@ pub(crate) fn scope_tokens_in(model: &Model, asynchronous: bool) -> (TokenStream
                 quote!(::cachemacro::__private::Some(#name)),
             ),
             None => {
-                let code = KeyCode::template(model, template);
-                let build = code.build(
-                    {
-                        let capacity = code.capacity;
-                        quote!(::cachemacro::__private::String::with_capacity(#capacity))
-                    },
-                    &quote!(""),
-                );
+                let build = template_string(model, template);
                 (
                     quote! { let __cachemacro_scope: ::cachemacro::__private::String = #build; },
                     quote!(::cachemacro::__private::Some(__cachemacro_scope.as_str())),
